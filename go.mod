@@ -1,0 +1,3 @@
+module github.com/secwire/secwire
+
+go 1.26
