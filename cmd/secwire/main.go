@@ -1,0 +1,57 @@
+// Command secwire is the appliance firmware and its offline tools in one
+// binary: `secwire boot` is the image's uinit, the other subcommands run on
+// any Linux host.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/secwire/secwire/firmware/boot"
+)
+
+// version is set by the build (-ldflags -X main.version=...).
+var version = "dev"
+
+const usage = `usage: secwire COMMAND [ARGS]
+
+commands:
+  boot                  run the appliance firmware (the image's uinit)
+  frame protect|validate  protect or validate one frame (see 'secwire frame -h')
+  version               print the version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "boot":
+		err = boot.Run(ctx, stdio{}, boot.Options{})
+	case "frame":
+		err = frameCmd(os.Args[2:], os.Stdout)
+	case "version":
+		fmt.Println("secwire", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "secwire: unknown command %q\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "secwire %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+type stdio struct{}
+
+func (stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }
+func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }

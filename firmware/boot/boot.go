@@ -1,0 +1,214 @@
+// Package boot is the appliance's uinit: after u-root's init has mounted
+// /proc, /sys, /dev and /tmp it loads the board's modules, coldplugs the
+// NICs, arms the watchdog, mounts the config partition, prints the port
+// inventory and hands the serial console to the management prompt.
+package boot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/secwire/secwire/drivers"
+)
+
+// Paths inside the appliance image.
+const (
+	BoardFile   = "/etc/secwire/board.json"
+	ConfigMount = "/config"
+	ConfigFile  = "/config/secwire.json"
+	// ConfigPartName is the GPT partition name of the config partition.
+	ConfigPartName = "secwire-config"
+)
+
+// Options tune the boot for tests.
+type Options struct {
+	PortWait time.Duration // how long to wait for the board's ports
+}
+
+// Run boots the appliance and runs the console until ctx ends. Failures of
+// single steps are reported on the console and the appliance stays
+// manageable; it never drops to an unauthenticated shell.
+func Run(ctx context.Context, console io.ReadWriter, opt Options) error {
+	if opt.PortWait == 0 {
+		opt.PortWait = 15 * time.Second
+	}
+	start := time.Now()
+	out := console
+	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	say("secwire: booting")
+	board, err := drivers.LoadBoard(BoardFile)
+	if err != nil {
+		say("secwire: ERROR: board definition: %v", err)
+		board = &drivers.Board{Name: "unknown"}
+	}
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	release := unix.ByteSliceToString(uts.Release[:])
+	if ix, err := drivers.OpenModuleIndex(filepath.Join("/lib/modules", release)); err != nil {
+		say("secwire: ERROR: %v", err)
+	} else {
+		ld := drivers.NewLoader(ix)
+		for _, m := range board.Modules {
+			if err := ld.Load(m); err != nil {
+				say("secwire: ERROR: board %s module: %v", board.Name, err)
+			}
+		}
+		if err := ld.Coldplug("/sys"); err != nil {
+			log.Warn("coldplug", "err", err)
+		}
+	}
+	if board.Watchdog != nil {
+		if err := startWatchdog(ctx, *board.Watchdog); err != nil {
+			say("secwire: ERROR: watchdog: %v", err)
+		} else {
+			say("secwire: watchdog %s armed (%ds)", board.Watchdog.Device, board.Watchdog.TimeoutS)
+		}
+	}
+	if err := mountConfig(opt.PortWait); err != nil {
+		say("secwire: WARNING: config partition: %v; configuration will not survive a reboot", err)
+		_ = os.MkdirAll(ConfigMount, 0o700)
+	}
+
+	ports, missing := waitPorts(board, opt.PortWait)
+	for _, p := range ports {
+		if p.Role != "" {
+			_ = setUp(p.Name)
+		}
+	}
+	say("secwire: board %s, %d ports:", board.Name, len(ports))
+	for _, p := range ports {
+		say("  %s", p)
+	}
+	for _, m := range missing {
+		say("secwire: ERROR: %s (check the board file and the NIC); the appliance stays manageable", m)
+	}
+	say("secwire: boot took %v", time.Since(start).Round(time.Millisecond))
+	return Console(ctx, console, board)
+}
+
+// waitPorts polls the inventory until every board port is found or the
+// wait is over.
+func waitPorts(board *drivers.Board, wait time.Duration) ([]drivers.Port, []string) {
+	deadline := time.Now().Add(wait)
+	for {
+		inv, _ := drivers.Inventory("/sys")
+		ports, missing := board.Assign(inv)
+		if len(missing) == 0 || time.Now().After(deadline) {
+			return ports, missing
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// setUp brings an interface administratively up so that link is visible.
+func setUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// mountConfig finds the partition named secwire-config and mounts it.
+func mountConfig(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		dev := findPartition(ConfigPartName)
+		if dev != "" {
+			if err := os.MkdirAll(ConfigMount, 0o700); err != nil {
+				return err
+			}
+			if err := unix.Mount(dev, ConfigMount, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "umask=077,flush"); err != nil {
+				return fmt.Errorf("mount %s on %s: %w", dev, ConfigMount, err)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no partition named %q found", ConfigPartName)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func findPartition(name string) string {
+	ue, _ := filepath.Glob("/sys/class/block/*/uevent")
+	for _, p := range ue {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var dev string
+		found := false
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+				dev = "/dev/" + v
+			}
+			if l == "PARTNAME="+name {
+				found = true
+			}
+		}
+		if found && dev != "" {
+			return dev
+		}
+	}
+	return ""
+}
+
+// startWatchdog arms the hardware watchdog and feeds it until ctx ends. If
+// the firmware hangs, the board resets.
+func startWatchdog(ctx context.Context, w drivers.Watchdog) error {
+	var f *os.File
+	var err error
+	for i := 0; i < 20; i++ { // the device node appears after the module loads
+		if f, err = os.OpenFile(w.Device, os.O_WRONLY, 0); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	if w.TimeoutS > 0 {
+		const wdiocSetTimeout = 0xC0045706 // _IOWR('W', 6, int)
+		if err := unix.IoctlSetPointerInt(int(f.Fd()), wdiocSetTimeout, w.TimeoutS); err != nil {
+			f.Close()
+			return fmt.Errorf("set timeout %ds: %w", w.TimeoutS, err)
+		}
+	}
+	period := time.Duration(max(w.TimeoutS, 3)) * time.Second / 3
+	go func() {
+		defer f.Close()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			if _, err := f.Write([]byte{0}); err != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return // not disarmed: a stopped firmware must reset the box
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
+}
