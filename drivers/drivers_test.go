@@ -58,10 +58,10 @@ func fakeNIC(t *testing.T, sys, name, pci, drv, mac string) {
 	t.Helper()
 	dev := filepath.Join(sys, "devices", "pci0000:00", pci)
 	writeFiles(t, sys, map[string]string{
-		filepath.Join("class", "net", name, "type"):    "1\n",
-		filepath.Join("class", "net", name, "address"): mac + "\n",
-		filepath.Join("class", "net", name, "carrier"): "1\n",
-		filepath.Join("class", "net", name, "speed"):   "10000\n",
+		filepath.Join("class", "net", name, "type"):          "1\n",
+		filepath.Join("class", "net", name, "address"):       mac + "\n",
+		filepath.Join("class", "net", name, "carrier"):       "1\n",
+		filepath.Join("class", "net", name, "speed"):         "10000\n",
 		filepath.Join("bus", "pci", "drivers", drv, ".keep"): "",
 	})
 	if err := os.MkdirAll(dev, 0o755); err != nil {

@@ -10,17 +10,17 @@ import (
 // Each is counted under the IEEE 802.1AE counter named in its comment;
 // match them with errors.Is.
 var (
-	ErrNoTxSA      = errors.New("no transmit SA in use")                     // must-secure: nothing leaves unprotected
+	ErrNoTxSA      = errors.New("no transmit SA in use")                       // must-secure: nothing leaves unprotected
 	ErrPNExhausted = errors.New("transmit SA has used its last packet number") // a new SAK is overdue
-	ErrTooLong     = errors.New("frame too long")                            // OutPktsTooLong
+	ErrTooLong     = errors.New("frame too long")                              // OutPktsTooLong
 	ErrRunt        = errors.New("frame shorter than an Ethernet header")
-	ErrNoTag       = errors.New("frame has no SecTAG")           // InPktsNoTag
-	ErrBadTag      = errors.New("malformed SecTAG")              // InPktsBadTag
+	ErrNoTag       = errors.New("frame has no SecTAG")            // InPktsNoTag
+	ErrBadTag      = errors.New("malformed SecTAG")               // InPktsBadTag
 	ErrOverrun     = errors.New("frame exceeds the maximum size") // InPktsOverrun
-	ErrNoSCI       = errors.New("unknown SCI")                   // InPktsNoSCI
-	ErrNotUsingSA  = errors.New("no receive SA for AN")          // InPktsNotUsingSA
-	ErrLate        = errors.New("late PN")                       // InPktsLate
-	ErrNotValid    = errors.New("bad ICV")                       // InPktsNotValid
+	ErrNoSCI       = errors.New("unknown SCI")                    // InPktsNoSCI
+	ErrNotUsingSA  = errors.New("no receive SA for AN")           // InPktsNotUsingSA
+	ErrLate        = errors.New("late PN")                        // InPktsLate
+	ErrNotValid    = errors.New("bad ICV")                        // InPktsNotValid
 )
 
 // DropError is a dropped frame's reason with its details.

@@ -103,9 +103,9 @@ type SecY struct {
 	txSA  [4]atomic.Pointer[TxSA]
 	encSA atomic.Int32 // encoding SA's AN, -1 for none
 
-	mu  sync.Mutex                       // serialises control-plane changes
-	rxs atomic.Pointer[map[SCI]*RxSC]    // copy-on-write for a lock-free read path
-	one atomic.Pointer[RxSC]             // the only RxSC, for tags without SCI
+	mu  sync.Mutex                    // serialises control-plane changes
+	rxs atomic.Pointer[map[SCI]*RxSC] // copy-on-write for a lock-free read path
+	one atomic.Pointer[RxSC]          // the only RxSC, for tags without SCI
 
 	Stats SecYStats
 	TxSC  TxSCStats

@@ -1,0 +1,69 @@
+# secwire: `make qemu` builds everything and boots the appliance; `make test` runs every test.
+GO       ?= go
+BOARD    ?= qemu
+BOOT     ?= uefi
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+TOOLS    := $(CURDIR)/build/tools
+BIN      := build/bin/secwire
+LINUXBIN := build/bin/linux-amd64/secwire
+GOFILES  := $(shell find . -name '*.go' -not -path './build/*' -not -path './.cache/*') go.mod go.sum
+
+.PHONY: all build image qemu test deps lint bench bench-codec bench-boot fuzz clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): $(GOFILES)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/secwire
+
+# The appliance runs the same code, built static for linux/amd64.
+$(LINUXBIN): $(GOFILES)
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/secwire
+
+image: build/$(BOARD)/disk.img
+
+build/$(BOARD)/disk.img: $(LINUXBIN) board/$(BOARD).json image/kernel.json $(GOFILES)
+	@command -v dpkg-deb >/dev/null && command -v depmod >/dev/null || $(MAKE) deps
+	$(GO) run ./image/cmd/mkimage -board $(BOARD) -secwire $(LINUXBIN)
+
+# make qemu [BOOT=uefi|kernel] [PLAIN_NETDEV=...] [LINE_NETDEV=...] [CONFIG=file] [NIC=e1000e]
+qemu: deps image
+	$(GO) run ./qemu/cmd/secwire-qemu -dir build/$(BOARD) -boot $(BOOT) \
+		$(if $(PLAIN_NETDEV),-plain '$(PLAIN_NETDEV)') $(if $(LINE_NETDEV),-line '$(LINE_NETDEV)') \
+		$(if $(NIC),-nic $(NIC)) $(if $(CONFIG),-config '$(CONFIG)')
+
+deps:
+	@sh .ci/deps
+
+test: deps lint image
+	$(GO) test -count=1 -timeout 45m ./...
+
+lint: $(TOOLS)/staticcheck
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './build/*' -not -path './.cache/*')); \
+		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+bench: bench-codec bench-boot
+
+# Codec throughput beside bare AES-GCM Seal/Open of the same bytes.
+bench-codec:
+	@mkdir -p build
+	$(GO) test -run '^$$' -bench 'Benchmark(Protect|Seal|Validate|Open)/' -benchtime 1s ./offload/macsec/ | tee build/bench-codec.txt
+	@sh .ci/benchratio build/bench-codec.txt
+
+# Time from QEMU start to the management prompt, median of 5 boots.
+bench-boot: image
+	$(GO) test -run '^$$' -bench BenchmarkBoot -benchtime 5x -timeout 20m ./qemu/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 10m ./offload/macsec/
+
+clean:
+	rm -rf build
