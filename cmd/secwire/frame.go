@@ -19,7 +19,7 @@ const frameUsage = `usage:
                          [--integrity-only] [--offset 0|30|50] [--window N] PROTECTEDHEX
 
 FRAMEHEX is DA|SA|EtherType|payload without FCS. validate prints the frame
-or why it was dropped; --pn is then the lowest acceptable PN (default 1).`
+or why it was dropped; --pn is then the lowest acceptable PN (default 1)`
 
 // frameCmd protects or validates one frame with a static key.
 func frameCmd(args []string, w io.Writer) error {
