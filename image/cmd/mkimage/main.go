@@ -19,6 +19,7 @@ func main() {
 	cache := flag.String("cache", ".cache", "download and unpack cache")
 	secwire := flag.String("secwire", "build/bin/linux-amd64/secwire", "static linux/amd64 secwire binary")
 	config := flag.String("config", "", "config file to preload on the config partition")
+	update := flag.String("update", "", "instead of a new disk.img, rewrite only the boot partition of this disk image (a firmware update: the config partition is kept)")
 	flag.Parse()
 	if *out == "" {
 		*out = filepath.Join("build", *board)
@@ -27,14 +28,14 @@ func main() {
 	logf := func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "mkimage [%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...))
 	}
-	if err := run(*board, *out, *cache, *secwire, *config, logf); err != nil {
+	if err := run(*board, *out, *cache, *secwire, *config, *update, logf); err != nil {
 		fmt.Fprintf(os.Stderr, "mkimage: %v\n", err)
 		os.Exit(1)
 	}
 	logf("done: %s/{vmlinuz,initramfs.cpio,disk.img}", *out)
 }
 
-func run(boardName, out, cache, secwire, config string, logf func(string, ...any)) error {
+func run(boardName, out, cache, secwire, config, update string, logf func(string, ...any)) error {
 	boardFile := filepath.Join("board", boardName+".json")
 	b, err := drivers.LoadBoard(boardFile)
 	if err != nil {
@@ -69,6 +70,10 @@ func run(boardName, out, cache, secwire, config string, logf func(string, ...any
 	}
 	if err := os.WriteFile(vmlinuz, kb, 0o644); err != nil {
 		return err
+	}
+	if update != "" {
+		logf("rewriting the boot partition of %s; its config partition is kept", update)
+		return image.UpdateBoot(image.DiskSpec{Out: update, Vmlinuz: vmlinuz, Initramfs: cpio, Cmdline: image.Cmdline(b)})
 	}
 	var cfg []byte
 	if config != "" {
