@@ -14,6 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/secwire/secwire/drivers"
 )
 
 // KernelPin is image/kernel.json: the exact Debian kernel package.
@@ -117,6 +119,8 @@ func fileSHA256(p string) (string, error) {
 
 // Cmdline is the kernel command line for a board: its serial console, a
 // reboot 10 s after a panic (if the firmware ever dies), quiet kernel logs.
-func Cmdline(b interface{ ConsoleArg() string }) string {
+// mkimage writes it into the boot entry and beside the image as `cmdline`,
+// which direct kernel boot in QEMU uses.
+func Cmdline(b *drivers.Board) string {
 	return b.ConsoleArg() + " panic=10 loglevel=4"
 }

@@ -37,7 +37,7 @@ type Spec struct {
 	Plain, Line string
 	NIC         string // NIC model: virtio-net-pci (default) or e1000e
 	MemoryMB    int
-	Cmdline     string // kernel command line for BootKernel
+	Cmdline     string // kernel command line for BootKernel; "" reads ImageDir/cmdline
 	VarsFile    string // writable OVMF variable store for BootUEFI
 	// Accel is the QEMU accelerator. "" means $SECWIRE_QEMU_ACCEL, else
 	// tcg: on the build machines /dev/kvm exists but QEMU aborts at vCPU
@@ -84,7 +84,11 @@ func (s Spec) Args() ([]string, error) {
 	case BootKernel, "":
 		cmdline := s.Cmdline
 		if cmdline == "" {
-			cmdline = "console=ttyS0,115200 panic=10 loglevel=4"
+			b, err := os.ReadFile(filepath.Join(s.ImageDir, "cmdline"))
+			if err != nil {
+				return nil, fmt.Errorf("kernel command line: %w (run make image)", err)
+			}
+			cmdline = strings.TrimSpace(string(b))
 		}
 		args = append(args, "-kernel", filepath.Join(s.ImageDir, "vmlinuz"),
 			"-initrd", filepath.Join(s.ImageDir, "initramfs.cpio"), "-append", cmdline)

@@ -32,7 +32,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "mkimage: %v\n", err)
 		os.Exit(1)
 	}
-	logf("done: %s/{vmlinuz,initramfs.cpio,disk.img}", *out)
+	logf("done: %s/{vmlinuz,initramfs.cpio,cmdline,disk.img}", *out)
 }
 
 func run(boardName, out, cache, secwire, config, update string, logf func(string, ...any)) error {
@@ -69,6 +69,9 @@ func run(boardName, out, cache, secwire, config, update string, logf func(string
 		return err
 	}
 	if err := os.WriteFile(vmlinuz, kb, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "cmdline"), []byte(image.Cmdline(b)+"\n"), 0o644); err != nil {
 		return err
 	}
 	if update != "" {

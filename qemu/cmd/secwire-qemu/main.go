@@ -45,15 +45,14 @@ func run(dir string, boot qemu.Boot, plain, line, nic, config string) error {
 		}
 		fmt.Fprintf(os.Stderr, "secwire-qemu: %s placed on the config partition\n", config)
 	}
-	vars := filepath.Join(dir, "OVMF_VARS.fd")
-	if _, err := os.Stat(vars); err != nil && boot == qemu.BootUEFI {
-		if _, err := qemu.PrivateCopy(qemu.OVMFVars, dir); err != nil {
-			return fmt.Errorf("OVMF vars (Debian package ovmf): %w", err)
-		}
-		os.Rename(filepath.Join(dir, filepath.Base(qemu.OVMFVars)), vars)
+	// The UEFI variable store is writable; keep one per image directory.
+	vars, err := qemu.PrivateCopy(qemu.OVMFVars, dir)
+	if err != nil && boot == qemu.BootUEFI {
+		return fmt.Errorf("OVMF vars (Debian package ovmf): %w", err)
 	}
+	var args []string
 	s := qemu.Spec{ImageDir: dir, Disk: disk, Boot: boot, Plain: plain, Line: line, NIC: nic, VarsFile: vars}
-	args, err := s.Args()
+	args, err = s.Args()
 	if err != nil {
 		return err
 	}
