@@ -45,36 +45,15 @@ type InitramfsSpec struct {
 // modules.dep/modules.alias that list only them) and builds the initramfs
 // with mkuimage.
 func BuildInitramfs(s InitramfsSpec, logf func(string, ...any)) error {
-	ix, err := drivers.OpenModuleIndex(s.Kernel.Modules)
-	if err != nil {
-		return err
-	}
-	mods, err := ix.Closure(s.Board.Modules...)
+	files, err := ModuleFiles(s.Kernel, s.Board.Modules, s.TempDir)
 	if err != nil {
 		return fmt.Errorf("board %s: %w", s.Board.Name, err)
 	}
-	logf("board %s: %d modules with dependencies", s.Board.Name, len(mods))
-	modDir := "lib/modules/" + s.Kernel.Pin.Release
-	files := []string{
-		s.Secwire + ":bin/secwire",
-		s.BoardFile + ":etc/secwire/board.json",
-	}
-	keep := map[string]bool{}
-	for _, m := range mods {
-		rel := ix.File(m)
-		keep[rel] = true
-		files = append(files, filepath.Join(s.Kernel.Modules, rel)+":"+modDir+"/"+rel)
-	}
-	stage := filepath.Join(s.TempDir, "modindex")
-	if err := os.MkdirAll(stage, 0o755); err != nil {
-		return err
-	}
-	for _, f := range []string{"modules.dep", "modules.alias"} {
-		if err := filterIndex(filepath.Join(s.Kernel.Modules, f), filepath.Join(stage, f), keep, f == "modules.alias", ix); err != nil {
-			return err
-		}
-		files = append(files, filepath.Join(stage, f)+":"+modDir+"/"+f)
-	}
+	logf("board %s: %d module files with dependencies", s.Board.Name, len(files)-2)
+	files = append(files,
+		s.Secwire+":bin/secwire",
+		s.BoardFile+":etc/secwire/board.json",
+	)
 	logger := llog.New(slog.LevelWarn, func(format string, a ...any) { logf(format, a...) })
 	logf("building initramfs with mkuimage (u-root init, secwire uinit, %d rescue tools)", len(RescueCommands)-1)
 	return uimage.Create(logger,
@@ -84,6 +63,71 @@ func BuildInitramfs(s InitramfsSpec, logf func(string, ...any)) error {
 		uimage.WithUinit("/bin/secwire", "boot"),
 		uimage.WithFiles(files...),
 		uimage.WithSkipLDD(),
+		uimage.WithTempDir(s.TempDir),
+		uimage.WithCPIOOutput(s.Out),
+	)
+}
+
+// ModuleFiles returns mkuimage file specs ("host:guest") for the named
+// kernel modules and everything they depend on, plus a modules.dep and
+// modules.alias that list only those, so drivers.Loader works in the guest.
+func ModuleFiles(k *Kernel, names []string, tempDir string) ([]string, error) {
+	ix, err := drivers.OpenModuleIndex(k.Modules)
+	if err != nil {
+		return nil, err
+	}
+	mods, err := ix.Closure(names...)
+	if err != nil {
+		return nil, err
+	}
+	modDir := "lib/modules/" + k.Pin.Release
+	var files []string
+	keep := map[string]bool{}
+	for _, m := range mods {
+		rel := ix.File(m)
+		keep[rel] = true
+		files = append(files, filepath.Join(k.Modules, rel)+":"+modDir+"/"+rel)
+	}
+	stage := filepath.Join(tempDir, "modindex")
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return nil, err
+	}
+	for _, f := range []string{"modules.dep", "modules.alias"} {
+		if err := filterIndex(filepath.Join(k.Modules, f), filepath.Join(stage, f), keep, f == "modules.alias", ix); err != nil {
+			return nil, err
+		}
+		files = append(files, filepath.Join(stage, f)+":"+modDir+"/"+f)
+	}
+	return files, nil
+}
+
+// TestInitramfsSpec is an initramfs for a test or peer VM: u-root's init,
+// a few u-root tools, Debian binaries with their shared libraries, kernel
+// modules, and a uinit to run.
+type TestInitramfsSpec struct {
+	Kernel    *Kernel
+	Modules   []string // kernel modules to stage (with dependencies)
+	Files     []string // mkuimage file specs, "host" or "host:guest"; ELF files bring their libraries
+	Uinit     string   // guest path of the program u-root's init runs
+	UinitArgs []string
+	Out       string
+	TempDir   string
+}
+
+// BuildTestInitramfs builds an initramfs for a test or peer VM.
+func BuildTestInitramfs(s TestInitramfsSpec, logf func(string, ...any)) error {
+	files, err := ModuleFiles(s.Kernel, s.Modules, s.TempDir)
+	if err != nil {
+		return err
+	}
+	files = append(files, s.Files...)
+	logger := llog.New(slog.LevelError, func(format string, a ...any) { logf(format, a...) })
+	return uimage.Create(logger,
+		uimage.WithEnv(golang.DisableCGO(), golang.WithGOARCH("amd64"), golang.WithGOOS("linux")),
+		uimage.WithBusyboxCommands(RescueCommands...),
+		uimage.WithInit("init"),
+		uimage.WithUinit(s.Uinit, s.UinitArgs...),
+		uimage.WithFiles(files...),
 		uimage.WithTempDir(s.TempDir),
 		uimage.WithCPIOOutput(s.Out),
 	)

@@ -30,8 +30,13 @@ const (
 // Spec describes one appliance VM.
 type Spec struct {
 	ImageDir string // vmlinuz, initramfs.cpio
-	Disk     string // disk image to attach (a private copy for tests)
-	Boot     Boot
+	// Kernel and Initramfs override ImageDir's files for BootKernel.
+	Kernel, Initramfs string
+	// NoPorts leaves out the appliance's two ports and watchdog: a test
+	// or peer VM that brings its own devices in Extra.
+	NoPorts bool
+	Disk    string // disk image to attach (a private copy for tests)
+	Boot    Boot
 	// Plain and Line are QEMU -netdev specs without the id (any netdev
 	// type: dgram, socket, user, tap ...).
 	Plain, Line string
@@ -90,8 +95,14 @@ func (s Spec) Args() ([]string, error) {
 			}
 			cmdline = strings.TrimSpace(string(b))
 		}
-		args = append(args, "-kernel", filepath.Join(s.ImageDir, "vmlinuz"),
-			"-initrd", filepath.Join(s.ImageDir, "initramfs.cpio"), "-append", cmdline)
+		kernel, initrd := s.Kernel, s.Initramfs
+		if kernel == "" {
+			kernel = filepath.Join(s.ImageDir, "vmlinuz")
+		}
+		if initrd == "" {
+			initrd = filepath.Join(s.ImageDir, "initramfs.cpio")
+		}
+		args = append(args, "-kernel", kernel, "-initrd", initrd, "-append", cmdline)
 	case BootUEFI:
 		if _, err := os.Stat(OVMFCode); err != nil {
 			return nil, fmt.Errorf("%s missing: install Debian's ovmf package", OVMFCode)
@@ -107,6 +118,9 @@ func (s Spec) Args() ([]string, error) {
 	}
 	if s.Disk != "" {
 		args = append(args, "-drive", "file="+s.Disk+",format=raw,if=virtio")
+	}
+	if s.NoPorts {
+		return append(args, s.Extra...), nil
 	}
 	for _, p := range []struct{ id, netdev string }{{"plain", s.Plain}, {"line", s.Line}} {
 		if p.netdev == "" {

@@ -21,6 +21,7 @@ const usage = `usage: secwire COMMAND [ARGS]
 commands:
   boot                  run the appliance firmware (the image's uinit)
   frame protect|validate  protect or validate one frame (see 'secwire frame -h')
+  pcap decrypt          decrypt the MACsec frames of a capture (see 'secwire pcap -h')
   version               print the version
 `
 
@@ -37,6 +38,8 @@ func main() {
 		err = boot.Run(ctx, stdio{}, boot.Options{})
 	case "frame":
 		err = frameCmd(os.Args[2:], os.Stdout)
+	case "pcap":
+		err = pcapCmd(os.Args[2:], os.Stderr)
 	case "version":
 		fmt.Println("secwire", version)
 	case "help", "-h", "--help":

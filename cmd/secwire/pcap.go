@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/secwire/secwire/offload/macsec"
+)
+
+const pcapUsage = `usage:
+  secwire pcap decrypt --cipher C --key HEX [--ssci HEX --salt HEX] [--pn LOWEST]
+                       [--offset 0|30|50] [--vlan-in-clear N] IN.pcap|IN.pcapng OUT.pcap
+
+Decrypts the MACsec frames of an Ethernet capture with one SAK, for every SC
+and AN in it, and writes a pcap that any Wireshark reads. Frames that are
+not MACsec, and MACsec frames that do not validate with the key, are copied
+unchanged; a summary with the reasons goes to standard error.
+--pn is the lowest PN of the capture's first frames, default 1 (XPN
+recovers the upper 32 bits of each PN from it)`
+
+// pcapCmd dispatches `secwire pcap ...`.
+func pcapCmd(args []string, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "decrypt" {
+		return errors.New(pcapUsage)
+	}
+	fs := flag.NewFlagSet("pcap decrypt", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cipher := fs.String("cipher", "gcm-aes-128", "cipher suite")
+	keyHex := fs.String("key", "", "SAK as hex")
+	ssciHex := fs.String("ssci", "", "XPN short SCI (8 hex digits)")
+	saltHex := fs.String("salt", "", "XPN salt (24 hex digits)")
+	pn := fs.Uint64("pn", 1, "lowest PN in the capture")
+	offset := fs.Int("offset", 0, "confidentiality offset 0, 30 or 50")
+	vlans := fs.Int("vlan-in-clear", 0, "VLAN tags (0, 1 or 2) ahead of the SecTAG")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%v\n%s", err, pcapUsage)
+	}
+	if fs.NArg() != 2 {
+		return fmt.Errorf("need an input and an output file\n%s", pcapUsage)
+	}
+	if *vlans < 0 || *vlans > 2 {
+		return fmt.Errorf("--vlan-in-clear %d: want 0, 1 or 2", *vlans)
+	}
+	suite, err := macsec.ParseCipherSuite(*cipher)
+	if err != nil {
+		return err
+	}
+	key, err := macsec.ParseKeyHex(*keyHex, suite.KeyLen())
+	if err != nil {
+		return fmt.Errorf("--key: %w", err)
+	}
+	defer key.Wipe()
+	sa := macsec.SAParams{Key: key, PN: *pn}
+	if suite.XPN() {
+		if sa.SSCI, sa.Salt, err = parseXPN(suite, *ssciHex, *saltHex); err != nil {
+			return err
+		}
+	}
+	d, err := newDecrypter(suite, sa, *offset, *vlans)
+	if err != nil {
+		return err
+	}
+	sum, err := d.decryptFile(fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stderr, sum.String())
+	if sum.macsec > 0 && sum.decrypted == 0 {
+		return fmt.Errorf("none of the %d MACsec frames validated: wrong key, cipher suite or (XPN) SSCI/salt/--pn?", sum.macsec)
+	}
+	return nil
+}
+
+func parseXPN(suite macsec.CipherSuite, ssciHex, saltHex string) (uint32, [12]byte, error) {
+	var salt [12]byte
+	ssci, err := hex.DecodeString(ssciHex)
+	if err != nil || len(ssci) != 4 {
+		return 0, salt, fmt.Errorf("--ssci: %s needs 8 hex digits", suite)
+	}
+	s, err := hex.DecodeString(saltHex)
+	if err != nil || len(s) != 12 {
+		return 0, salt, fmt.Errorf("--salt: %s needs 24 hex digits", suite)
+	}
+	copy(salt[:], s)
+	return binary.BigEndian.Uint32(ssci), salt, nil
+}
+
+// decrypter validates frames of any SC with one key: it adds a receive SC
+// and SA the first time it sees an SCI and AN.
+type decrypter struct {
+	secy  *macsec.SecY
+	sa    macsec.SAParams
+	vlans int
+	buf   []byte
+}
+
+func newDecrypter(suite macsec.CipherSuite, sa macsec.SAParams, offset, vlans int) (*decrypter, error) {
+	// Replay protection off: a capture may hold retransmissions, and
+	// several captures may be merged out of order.
+	s, err := macsec.NewSecY(macsec.Config{Suite: suite, Offset: offset, Validate: macsec.ValidateStrict, NoReplay: true})
+	if err != nil {
+		return nil, err
+	}
+	return &decrypter{secy: s, sa: sa, vlans: vlans, buf: make([]byte, 0, 65536)}, nil
+}
+
+type pcapSummary struct {
+	frames, macsec, decrypted int
+	failed                    map[string]int
+}
+
+func (s pcapSummary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d frames: %d MACsec, %d decrypted, %d copied unchanged\n",
+		s.frames, s.macsec, s.decrypted, s.frames-s.decrypted)
+	reasons := make([]string, 0, len(s.failed))
+	for r := range s.failed {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(&b, "  %d not validated: %s\n", s.failed[r], r)
+	}
+	return b.String()
+}
+
+// packetReader is what pcapgo's pcap and pcapng readers share.
+type packetReader interface {
+	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	LinkType() layers.LinkType
+}
+
+func openCapture(r io.Reader) (packetReader, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return nil, fmt.Errorf("not a capture file: %w", err)
+	}
+	if bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
+		return pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+	}
+	return pcapgo.NewReader(br)
+}
+
+func (d *decrypter) decryptFile(in, out string) (pcapSummary, error) {
+	sum := pcapSummary{failed: map[string]int{}}
+	f, err := os.Open(in)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	r, err := openCapture(f)
+	if err != nil {
+		return sum, fmt.Errorf("%s: %w", in, err)
+	}
+	if r.LinkType() != layers.LinkTypeEthernet {
+		return sum, fmt.Errorf("%s: link type %s; only Ethernet captures carry MACsec", in, r.LinkType())
+	}
+	o, err := os.Create(out)
+	if err != nil {
+		return sum, err
+	}
+	bw := bufio.NewWriter(o)
+	w := pcapgo.NewWriter(bw)
+	if err := w.WriteFileHeader(262144, layers.LinkTypeEthernet); err != nil {
+		o.Close()
+		return sum, err
+	}
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			o.Close()
+			return sum, fmt.Errorf("%s: frame %d: %w", in, sum.frames+1, err)
+		}
+		sum.frames++
+		outData, isMACsec, verr := d.frame(data, ci.CaptureLength < ci.Length)
+		if isMACsec {
+			sum.macsec++
+			if verr != nil {
+				reason := verr
+				if de := (*macsec.DropError)(nil); errors.As(verr, &de) {
+					reason = de.Err // the reason without per-frame detail
+				}
+				sum.failed[reason.Error()]++
+			} else {
+				sum.decrypted++
+				ci.Length -= len(data) - len(outData)
+				ci.CaptureLength = len(outData)
+				data = outData
+			}
+		}
+		if err := w.WritePacket(ci, data); err != nil {
+			o.Close()
+			return sum, err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		o.Close()
+		return sum, err
+	}
+	return sum, o.Close()
+}
+
+// frame decrypts one captured frame. It returns the plaintext frame,
+// whether the frame was MACsec at all, and why it did not validate.
+func (d *decrypter) frame(data []byte, truncated bool) ([]byte, bool, error) {
+	tags := 0
+	for tags < d.vlans && len(data) >= 12+4*(tags+1)+2 {
+		et := binary.BigEndian.Uint16(data[12+4*tags:])
+		if et != 0x8100 && et != 0x88a8 {
+			break
+		}
+		tags++
+	}
+	at := 12 + 4*tags
+	if len(data) < at+2 || binary.BigEndian.Uint16(data[at:]) != macsec.EtherType {
+		return nil, false, nil
+	}
+	if truncated {
+		return nil, true, errors.New("frame truncated by the capture's snap length")
+	}
+	// The codec sees the frame as sent, without the tags in clear.
+	frame := data
+	if tags > 0 {
+		frame = append(append(make([]byte, 0, len(data)), data[:12]...), data[at:]...)
+	}
+	tag, err := macsec.ParseSecTAG(frame, 12)
+	if err == nil {
+		sci := tag.SCI
+		if !tag.HasSCI() {
+			sci = macsec.MakeSCI(frame[6:12], 1)
+		}
+		if d.secy.RxSC(sci) == nil {
+			d.secy.AddRxSC(sci)
+		}
+		if d.secy.RxSC(sci).SA(tag.AN) == nil {
+			p := d.sa
+			p.AN = tag.AN
+			// Each SA gets its own copy: the SecY wipes a key when the SA goes.
+			p.Key = macsec.NewKey(d.sa.Key.Bytes())
+			if err := d.secy.InstallRxSA(sci, p); err != nil {
+				return nil, true, err
+			}
+		}
+	}
+	pt, err := d.secy.Validate(d.buf[:0], frame)
+	if err != nil {
+		return nil, true, err
+	}
+	if tags > 0 {
+		// Put the tags in clear back where they were.
+		return append(append(append([]byte(nil), pt[:12]...), data[12:at]...), pt[12:]...), true, nil
+	}
+	return append([]byte(nil), pt...), true, nil
+}
