@@ -22,9 +22,22 @@ func Add(name string) (*NS, error) {
 		return nil, fmt.Errorf("ip netns add %s: %v: %s", name, err, strings.TrimSpace(string(out)))
 	}
 	ns := &NS{Name: name}
-	if err := ns.IP("link", "set", "lo", "up"); err != nil {
+	if err := ns.IP("link", "set", "dev", "lo", "up"); err != nil {
 		ns.Delete()
 		return nil, err
+	}
+	// No IPv6 autoconfiguration chatter: tests count frames exactly.
+	err := ns.Do(func() error {
+		for _, f := range []string{"all", "default"} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/disable_ipv6", []byte("1"), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ns.Delete()
+		return nil, fmt.Errorf("netns %s: disabling IPv6: %w", name, err)
 	}
 	return ns, nil
 }
@@ -78,11 +91,11 @@ func (ns *NS) Do(fn func() error) error {
 
 // Veth creates a veth pair with one end in each namespace, both up.
 func Veth(a *NS, aName string, b *NS, bName string) error {
-	if err := a.IP("link", "add", aName, "type", "veth", "peer", "name", bName, "netns", b.Name); err != nil {
+	if err := a.IP("link", "add", "name", aName, "type", "veth", "peer", "name", bName, "netns", b.Name); err != nil {
 		return err
 	}
-	if err := a.IP("link", "set", aName, "up"); err != nil {
+	if err := a.IP("link", "set", "dev", aName, "up"); err != nil {
 		return err
 	}
-	return b.IP("link", "set", bName, "up")
+	return b.IP("link", "set", "dev", bName, "up")
 }

@@ -32,10 +32,10 @@ func testNS(t *testing.T) *netns.NS {
 
 func TestRingsCarryFramesInOrder(t *testing.T) {
 	ns := testNS(t)
-	if err := ns.IP("link", "set", "p0", "mtu", "9000"); err != nil {
+	if err := ns.IP("link", "set", "dev", "p0", "mtu", "9000"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ns.IP("link", "set", "p1", "mtu", "9000"); err != nil {
+	if err := ns.IP("link", "set", "dev", "p1", "mtu", "9000"); err != nil {
 		t.Fatal(err)
 	}
 	var rx *Rx

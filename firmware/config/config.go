@@ -1,0 +1,417 @@
+// Package config is secwire's one typed configuration model: what the
+// appliance stores on its config partition and what `secwire daemon
+// --config FILE` reads. Check validates it in one place and reports every
+// problem with its field path; docs/config.md describes the format.
+package config
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/secwire/secwire/offload/macsec"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	System System `json:"system"`
+	Links  []Link `json:"links,omitempty"`
+}
+
+// System holds box-wide settings.
+type System struct {
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// Link is one plaintext/line port pair and its SecY.
+type Link struct {
+	Name  string `json:"name"`
+	Plain string `json:"plain"` // interface towards the customer's router
+	Line  string `json:"line"`  // interface towards the provider circuit
+
+	Cipher        string `json:"cipher,omitempty"`        // default gcm-aes-128
+	SendSCI       *bool  `json:"send_sci,omitempty"`      // default true
+	Validate      string `json:"validate,omitempty"`      // strict (default), check, disabled
+	ReplayWindow  uint32 `json:"replay_window,omitempty"` // default 0: strict order
+	Offset        int    `json:"confidentiality_offset,omitempty"`
+	IntegrityOnly bool   `json:"integrity_only,omitempty"`
+	// Policy is must-secure (default: nothing crosses without SAs) or
+	// should-secure (frames cross in clear while no SA is up).
+	Policy string `json:"policy,omitempty"`
+	// VLANsInClear is 0, 1 or 2 tags left ahead of the SecTAG for
+	// provider circuits that switch on them; both ends must agree.
+	VLANsInClear int `json:"vlans_in_clear,omitempty"`
+	MTU          int `json:"mtu,omitempty"` // plaintext MTU, default 1500
+	// LinkFault passes a line fault to the plaintext port (default true):
+	// the plaintext port goes down while the line is down or unsecured.
+	LinkFault *bool `json:"link_fault_passthrough,omitempty"`
+	// Datapath is auto (default) or software.
+	Datapath string `json:"datapath,omitempty"`
+	// EAPOLEtherType is an alternate EtherType for EAPOL, besides 0x888E.
+	EAPOLEtherType string `json:"eapol_ethertype,omitempty"`
+	Workers        int    `json:"workers,omitempty"` // datapath workers per direction, default: CPUs
+
+	Static *StaticKeys `json:"static_keys,omitempty"`
+}
+
+// StaticKeys gives SAKs directly, as `ip macsec` does, for labs and interop.
+type StaticKeys struct {
+	SCI string `json:"sci,omitempty"` // transmit SCI, default line MAC || 0001
+	TX  SA     `json:"tx"`
+	RX  []RxSC `json:"rx"`
+}
+
+// RxSC is one peer's secure channel.
+type RxSC struct {
+	SCI string `json:"sci"`
+	SAs []SA   `json:"sas"`
+}
+
+// SA is one secure association. The key is inline hex (labs) or a file
+// of hex readable only by its owner (mode 0600).
+type SA struct {
+	AN      int    `json:"an"`
+	Key     string `json:"key,omitempty"`
+	KeyFile string `json:"key_file,omitempty"`
+	PN      uint64 `json:"pn,omitempty"`   // next PN (tx) or lowest acceptable (rx); default 1
+	SSCI    string `json:"ssci,omitempty"` // XPN: 8 hex digits
+	Salt    string `json:"salt,omitempty"` // XPN: 24 hex digits
+}
+
+// Error is one problem, at a field path such as links[0].static_keys.tx.key.
+type Error struct{ Path, Msg string }
+
+func (e Error) Error() string { return e.Path + ": " + e.Msg }
+
+// Errors is every problem Check found.
+type Errors []Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Parse decodes a config; unknown fields are errors (a typo must not
+// silently fall back to a default).
+func Parse(b []byte) (*Config, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	var c Config
+	if err := d.Decode(&c); err != nil {
+		if se, ok := err.(*json.SyntaxError); ok {
+			line := bytes.Count(b[:se.Offset], []byte("\n")) + 1
+			return nil, fmt.Errorf("line %d: %v", line, err)
+		}
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Load reads, parses and checks a config file; key files are resolved
+// relative to its directory.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.resolveKeyFiles(filepath.Dir(path))
+	if errs := c.Check(); len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+func (c *Config) resolveKeyFiles(dir string) {
+	for i := range c.Links {
+		if s := c.Links[i].Static; s != nil {
+			fix := func(sa *SA) {
+				if sa.KeyFile != "" && !filepath.IsAbs(sa.KeyFile) {
+					sa.KeyFile = filepath.Join(dir, sa.KeyFile)
+				}
+			}
+			fix(&s.TX)
+			for j := range s.RX {
+				for k := range s.RX[j].SAs {
+					fix(&s.RX[j].SAs[k])
+				}
+			}
+		}
+	}
+}
+
+// Defaults of the optional fields.
+const (
+	DefaultCipher  = "gcm-aes-128"
+	DefaultMTU     = 1500
+	EAPOLEtherType = 0x888e
+)
+
+// Suite is the link's cipher suite (Check has accepted it).
+func (l *Link) Suite() macsec.CipherSuite {
+	s, _ := macsec.ParseCipherSuite(or(l.Cipher, DefaultCipher))
+	return s
+}
+
+// SendsSCI reports whether the SecTAG carries the SCI.
+func (l *Link) SendsSCI() bool { return l.SendSCI == nil || *l.SendSCI }
+
+// ShouldSecure reports the should-secure policy.
+func (l *Link) ShouldSecure() bool { return l.Policy == "should-secure" }
+
+// LinkFaultPassthrough reports whether line faults take the plaintext port down.
+func (l *Link) LinkFaultPassthrough() bool { return l.LinkFault == nil || *l.LinkFault }
+
+// PlainMTU is the plaintext MTU.
+func (l *Link) PlainMTU() int {
+	if l.MTU == 0 {
+		return DefaultMTU
+	}
+	return l.MTU
+}
+
+// LineMTU is the MTU the line port needs to carry the plaintext MTU
+// protected: plus the SecTAG and ICV, plus the tags in clear.
+func (l *Link) LineMTU() int {
+	return l.PlainMTU() + macsec.Overhead(l.SendsSCI()) + 4*l.VLANsInClear
+}
+
+// ValidateMode is the link's validateFrames.
+func (l *Link) ValidateMode() macsec.ValidateMode {
+	v, _ := macsec.ParseValidateMode(or(l.Validate, "strict"))
+	return v
+}
+
+// EAPOLTypes are the EtherTypes that go to key agreement on the line port.
+func (l *Link) EAPOLTypes() []uint16 {
+	t := []uint16{EAPOLEtherType}
+	if v, err := parseEtherType(l.EAPOLEtherType); err == nil && v != 0 && v != EAPOLEtherType {
+		t = append(t, v)
+	}
+	return t
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func parseEtherType(s string) (uint16, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 16)
+	if err != nil || v < 0x600 {
+		return 0, fmt.Errorf("%q is not an EtherType (hex, 0x0600 or above)", s)
+	}
+	return uint16(v), nil
+}
+
+// Check validates the whole config and returns every problem.
+func (c *Config) Check() Errors {
+	var errs Errors
+	add := func(path, f string, a ...any) { errs = append(errs, Error{path, fmt.Sprintf(f, a...)}) }
+	if h := c.System.Hostname; h != "" && !validHostname(h) {
+		add("system.hostname", "%q: use letters, digits and '-', at most 63 characters", h)
+	}
+	names, ports := map[string]int{}, map[string]string{}
+	for i := range c.Links {
+		l := &c.Links[i]
+		p := fmt.Sprintf("links[%d]", i)
+		if l.Name == "" {
+			add(p+".name", "missing")
+		} else if j, dup := names[l.Name]; dup {
+			add(p+".name", "%q is also links[%d]'s name", l.Name, j)
+		}
+		names[l.Name] = i
+		for _, port := range []struct{ field, ifname string }{{"plain", l.Plain}, {"line", l.Line}} {
+			switch {
+			case port.ifname == "":
+				add(p+"."+port.field, "missing: name the interface")
+			case ports[port.ifname] != "":
+				add(p+"."+port.field, "interface %s is already %s", port.ifname, ports[port.ifname])
+			default:
+				ports[port.ifname] = p + "." + port.field
+			}
+		}
+		if _, err := macsec.ParseCipherSuite(or(l.Cipher, DefaultCipher)); err != nil {
+			add(p+".cipher", "%v", err)
+		}
+		if _, err := macsec.ParseValidateMode(or(l.Validate, "strict")); err != nil {
+			add(p+".validate", "%v", err)
+		}
+		if l.Offset != 0 && l.Offset != 30 && l.Offset != 50 {
+			add(p+".confidentiality_offset", "%d: want 0, 30 or 50", l.Offset)
+		}
+		if l.IntegrityOnly && l.Offset != 0 {
+			add(p+".confidentiality_offset", "integrity_only links have no confidentiality offset")
+		}
+		if l.ReplayWindow > 1<<30 {
+			add(p+".replay_window", "%d: want 0..%d", l.ReplayWindow, 1<<30)
+		}
+		switch l.Policy {
+		case "", "must-secure", "should-secure":
+		default:
+			add(p+".policy", "%q: want must-secure or should-secure", l.Policy)
+		}
+		if l.VLANsInClear < 0 || l.VLANsInClear > 2 {
+			add(p+".vlans_in_clear", "%d: want 0, 1 or 2", l.VLANsInClear)
+		}
+		if l.MTU != 0 && (l.MTU < 576 || l.MTU > 9150) {
+			add(p+".mtu", "%d: want 576..9150 (the line needs up to 40 more)", l.MTU)
+		}
+		switch l.Datapath {
+		case "", "auto", "software":
+		default:
+			add(p+".datapath", "%q: want auto or software (kernel and offload backends are not in this build)", l.Datapath)
+		}
+		if _, err := parseEtherType(l.EAPOLEtherType); err != nil {
+			add(p+".eapol_ethertype", "%v", err)
+		}
+		if l.Workers < 0 || l.Workers > 64 {
+			add(p+".workers", "%d: want 0 (one per CPU) .. 64", l.Workers)
+		}
+		if l.Static == nil {
+			add(p+".static_keys", "missing: this build keys links with static SAKs (MKA is not in it yet)")
+			continue
+		}
+		c.checkStatic(l, p+".static_keys", add)
+	}
+	return errs
+}
+
+func (c *Config) checkStatic(l *Link, p string, add func(string, string, ...any)) {
+	s := l.Static
+	suite := l.Suite()
+	if s.SCI != "" {
+		if _, err := macsec.ParseSCI(s.SCI); err != nil {
+			add(p+".sci", "%v", err)
+		}
+	}
+	checkSA(suite, &s.TX, p+".tx", add)
+	if len(s.RX) == 0 {
+		add(p+".rx", "missing: at least one receive SC (the peer's SCI and SAs)")
+	}
+	scis := map[string]bool{}
+	for i := range s.RX {
+		rp := fmt.Sprintf("%s.rx[%d]", p, i)
+		if sci, err := macsec.ParseSCI(s.RX[i].SCI); err != nil {
+			add(rp+".sci", "%v", err)
+		} else if scis[sci.String()] {
+			add(rp+".sci", "%s is listed twice", sci)
+		} else {
+			scis[sci.String()] = true
+		}
+		if len(s.RX[i].SAs) == 0 {
+			add(rp+".sas", "missing: at least one SA")
+		}
+		ans := map[int]bool{}
+		for j := range s.RX[i].SAs {
+			sp := fmt.Sprintf("%s.sas[%d]", rp, j)
+			if ans[s.RX[i].SAs[j].AN] {
+				add(sp+".an", "AN %d is used twice in this SC", s.RX[i].SAs[j].AN)
+			}
+			ans[s.RX[i].SAs[j].AN] = true
+			checkSA(suite, &s.RX[i].SAs[j], sp, add)
+		}
+	}
+}
+
+func checkSA(suite macsec.CipherSuite, sa *SA, p string, add func(string, string, ...any)) {
+	if sa.AN < 0 || sa.AN > 3 {
+		add(p+".an", "%d: want 0..3", sa.AN)
+	}
+	switch {
+	case sa.Key != "" && sa.KeyFile != "":
+		add(p, "give key or key_file, not both")
+	case sa.Key == "" && sa.KeyFile == "":
+		add(p+".key", "missing: give key (hex) or key_file")
+	default:
+		if _, err := sa.LoadKey(suite); err != nil {
+			field := ".key"
+			if sa.KeyFile != "" {
+				field = ".key_file"
+			}
+			add(p+field, "%v", err)
+		}
+	}
+	if suite.XPN() {
+		if b, err := hex.DecodeString(sa.SSCI); err != nil || len(b) != 4 {
+			add(p+".ssci", "%s needs an SSCI of 8 hex digits", suite)
+		}
+		if b, err := hex.DecodeString(sa.Salt); err != nil || len(b) != 12 {
+			add(p+".salt", "%s needs a salt of 24 hex digits", suite)
+		}
+	} else if sa.SSCI != "" || sa.Salt != "" {
+		add(p, "ssci and salt are for the XPN cipher suites only")
+	}
+	if !suite.XPN() && sa.PN > 0xffffffff {
+		add(p+".pn", "%d: %s packet numbers are 32 bits", sa.PN, suite)
+	}
+}
+
+// LoadKey returns the SA's key. A key file must not be readable by group
+// or others. Errors never contain key material.
+func (sa *SA) LoadKey(suite macsec.CipherSuite) (macsec.Key, error) {
+	h := sa.Key
+	if sa.KeyFile != "" {
+		st, err := os.Stat(sa.KeyFile)
+		if err != nil {
+			return macsec.Key{}, err
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return macsec.Key{}, fmt.Errorf("%s has mode %04o: a key file must be 0600 (chmod 600 %s)", sa.KeyFile, st.Mode().Perm(), sa.KeyFile)
+		}
+		b, err := os.ReadFile(sa.KeyFile)
+		if err != nil {
+			return macsec.Key{}, err
+		}
+		h = strings.TrimSpace(string(b))
+		clear(b)
+	}
+	return macsec.ParseKeyHex(h, suite.KeyLen())
+}
+
+// Params turns a checked SA into codec parameters.
+func (sa *SA) Params(suite macsec.CipherSuite) (macsec.SAParams, error) {
+	k, err := sa.LoadKey(suite)
+	if err != nil {
+		return macsec.SAParams{}, err
+	}
+	p := macsec.SAParams{AN: uint8(sa.AN), Key: k, PN: max(sa.PN, 1)}
+	if suite.XPN() {
+		b, _ := hex.DecodeString(sa.SSCI)
+		if len(b) == 4 {
+			p.SSCI = binary.BigEndian.Uint32(b)
+		}
+		s, _ := hex.DecodeString(sa.Salt)
+		copy(p.Salt[:], s)
+	}
+	return p, nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 63 || h[0] == '-' || h[len(h)-1] == '-' {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
