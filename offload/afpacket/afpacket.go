@@ -159,11 +159,11 @@ func (r *Rx) Receive(ctx context.Context, fn func(frame []byte)) (n, truncated i
 			truncated++
 		} else {
 			frame := r.ring[mac : mac+snap]
-			if *r.u32(off+pktStatus)&unix.TP_STATUS_VLAN_VALID != 0 && snap >= 12 {
+			if *r.u32(off + pktStatus)&unix.TP_STATUS_VLAN_VALID != 0 && snap >= 12 {
 				// The NIC (or veth) took the outer VLAN tag off into
 				// metadata; the frame crosses the wire with it.
 				tpid := r.u16(off + pktVlanTPID)
-				if *r.u32(off+pktStatus)&unix.TP_STATUS_VLAN_TPID_VALID == 0 || tpid == 0 {
+				if *r.u32(off + pktStatus)&unix.TP_STATUS_VLAN_TPID_VALID == 0 || tpid == 0 {
 					tpid = 0x8100
 				}
 				tci := uint16(*r.u32(off + pktVlanTCI))

@@ -162,7 +162,10 @@ func TestForwardsProtectedBothWays(t *testing.T) {
 			var lineSeen [][]byte
 			var wg sync.WaitGroup
 			wg.Add(1)
-			go func() { defer wg.Done(); lineSeen = line.collect(1<<30, 3*time.Second, func([]byte) bool { return true }) }()
+			go func() {
+				defer wg.Done()
+				lineSeen = line.collect(1<<30, 3*time.Second, func([]byte) bool { return true })
+			}()
 			time.Sleep(100 * time.Millisecond)
 			h1.send(t, frames...)
 			got := h2.collect(len(frames), 5*time.Second, isTest)
