@@ -20,6 +20,9 @@ const usage = `usage: secwire COMMAND [ARGS]
 
 commands:
   boot                  run the appliance firmware (the image's uinit)
+  daemon --config FILE  run the links of a config file on this host (software datapath)
+  config check FILE     check a config file, listing every problem
+  show interfaces|macsec|counters  status of the running daemon
   frame protect|validate  protect or validate one frame (see 'secwire frame -h')
   pcap decrypt          decrypt the MACsec frames of a capture (see 'secwire pcap -h')
   version               print the version
@@ -38,6 +41,12 @@ func main() {
 		err = boot.Run(ctx, stdio{}, boot.Options{})
 	case "frame":
 		err = frameCmd(os.Args[2:], os.Stdout)
+	case "daemon":
+		err = daemonCmd(ctx, os.Args[2:])
+	case "config":
+		err = configCmd(os.Args[2:], os.Stdout)
+	case "show":
+		err = showCmd(os.Args[2:], os.Stdout)
 	case "pcap":
 		err = pcapCmd(os.Args[2:], os.Stderr)
 	case "version":

@@ -177,3 +177,9 @@ func (sa *RxSA) update(pn uint64, replay bool) bool {
 		}
 	}
 }
+
+// KeyFingerprint identifies the SA's key without revealing it.
+func (sa *TxSA) KeyFingerprint() string { return sa.crypto.key.Fingerprint() }
+
+// KeyFingerprint identifies the SA's key without revealing it.
+func (sa *RxSA) KeyFingerprint() string { return sa.crypto.key.Fingerprint() }

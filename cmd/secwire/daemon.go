@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/ctl"
+	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/mgmt/show"
+)
+
+const daemonUsage = `usage: secwire daemon --config FILE [--socket PATH] [--state DIR] [--log-level debug|info|warn|error]
+
+Runs the links of FILE (the format is docs/config.md) until SIGTERM or
+SIGINT, logging to standard error; 'secwire show' reads its status from
+the management socket (default ` + ctl.DefaultSocket + `).`
+
+// daemonCmd runs the host daemon.
+func daemonCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("config", "", "config file")
+	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
+	level := fs.String("log-level", "info", "log level")
+	state := fs.String("state", "/var/lib/secwire", "state directory (transmit PN ceilings)")
+	if err := fs.Parse(args); err != nil || *file == "" || fs.NArg() != 0 {
+		return errors.New(daemonUsage)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	cfg, err := config.Load(*file)
+	if err != nil {
+		return err
+	}
+	sup, err := supervisor.Start(ctx, cfg, supervisor.Options{Log: log, StateDir: *state})
+	if err != nil {
+		return err
+	}
+	defer sup.Stop()
+	errc := make(chan error, 1)
+	go func() { errc <- ctl.Serve(ctx, *sock, sup.Status) }()
+	log.Info("secwire daemon running", "config", *file, "links", len(cfg.Links), "socket", *sock, "version", version)
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+const configUsage = `usage: secwire config check FILE
+
+Checks a config file and prints every problem with its field path.`
+
+func configCmd(args []string, w io.Writer) error {
+	if len(args) != 2 || args[0] != "check" {
+		return errors.New(configUsage)
+	}
+	if _, err := config.Load(args[1]); err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			return fmt.Errorf("%s: %d problem(s):\n%w", args[1], len(errs), err)
+		}
+		return err
+	}
+	fmt.Fprintf(w, "%s: ok\n", args[1])
+	return nil
+}
+
+const showUsage = `usage: secwire show interfaces|macsec|counters [--socket PATH] [--json]`
+
+func showCmd(args []string, w io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(showUsage)
+	}
+	views := map[string]func(io.Writer, supervisor.Status){
+		"interfaces": show.Interfaces, "macsec": show.MACsec, "counters": show.Counters,
+	}
+	view, ok := views[args[0]]
+	if !ok {
+		// Unique prefixes, as on the appliance's CLI.
+		for name, v := range views {
+			if len(args[0]) > 0 && len(name) >= len(args[0]) && name[:len(args[0])] == args[0] {
+				if view != nil {
+					return fmt.Errorf("show %q is ambiguous\n%s", args[0], showUsage)
+				}
+				view = v
+			}
+		}
+		if view == nil {
+			return fmt.Errorf("show %q: unknown; want interfaces, macsec or counters", args[0])
+		}
+	}
+	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%v\n%s", err, showUsage)
+	}
+	st, err := ctl.Status(*sock)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(st)
+	}
+	view(w, st)
+	return nil
+}

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const good = `{
+  "system": {"hostname": "enc-a"},
+  "links": [{
+    "name": "link0", "plain": "eth0", "line": "eth1", "cipher": "gcm-aes-xpn-256",
+    "static_keys": {
+      "tx": {"an": 0, "key_file": "tx.key", "ssci": "00000001", "salt": "0102030405060708090a0b0c"},
+      "rx": [{"sci": "025e00000b010001", "sas": [{"an": 0, "key": "%s", "ssci": "00000002", "salt": "0102030405060708090a0b0c"}]}]
+    }
+  }]
+}`
+
+var key256 = strings.Repeat("ab", 32)
+
+func write(t *testing.T, dir, name, body string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadGoodConfig(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "tx.key", key256+"\n", 0o600)
+	c, err := Load(write(t, dir, "c.json", strings.Replace(good, "%s", key256, 1), 0o644))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Links[0]
+	if l.LineMTU() != 1532 || !l.SendsSCI() || !l.LinkFaultPassthrough() || l.ShouldSecure() {
+		t.Errorf("defaults: line MTU %d, send SCI %v, link fault %v, should-secure %v", l.LineMTU(), l.SendsSCI(), l.LinkFaultPassthrough(), l.ShouldSecure())
+	}
+	p, err := l.Static.TX.Params(l.Suite())
+	if err != nil || p.Key.Len() != 32 || p.SSCI != 1 || p.PN != 1 {
+		t.Fatalf("tx params: %v %+v", err, p)
+	}
+}
+
+func TestCheckReportsEveryErrorWithItsPath(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "tx.key", key256, 0o644) // readable by others
+	bad := strings.Replace(good, "%s", "abc", 1)
+	bad = strings.Replace(bad, `"name": "link0"`, `"name": "link0", "replay_window": 2000000000, "confidentiality_offset": 20, "policy": "maybe", "vlans_in_clear": 3`, 1)
+	bad = strings.Replace(bad, `"sci": "025e00000b010001"`, `"sci": "025e00000b01000"`, 1)
+	bad = strings.Replace(bad, `"ssci": "00000002"`, `"ssci": "0002"`, 1)
+	_, err := Load(write(t, dir, "c.json", bad, 0o644))
+	errs, ok := err.(Errors)
+	if !ok {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := []string{
+		"links[0].replay_window: 2000000000",
+		"links[0].confidentiality_offset: 20: want 0, 30 or 50",
+		`links[0].policy: "maybe"`,
+		"links[0].vlans_in_clear: 3",
+		"links[0].static_keys.tx.key_file: ",
+		"a key file must be 0600",
+		"links[0].static_keys.rx[0].sci: bad SCI",
+		"links[0].static_keys.rx[0].sas[0].key: key is not hex",
+		"links[0].static_keys.rx[0].sas[0].ssci: gcm-aes-xpn-256 needs an SSCI of 8 hex digits",
+	}
+	all := errs.Error()
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("missing %q in:\n%s", w, all)
+		}
+	}
+	if strings.Contains(all, key256) {
+		t.Error("an error message contains key material")
+	}
+}
+
+func TestParseRejectsUnknownFieldsAndSyntax(t *testing.T) {
+	if _, err := Parse([]byte(`{"links": [{"nmae": "x"}]}`)); err == nil || !strings.Contains(err.Error(), `unknown field "nmae"`) {
+		t.Errorf("unknown field: %v", err)
+	}
+	if _, err := Parse([]byte("{\n\"system\": {,}\n}")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("syntax error without a line: %v", err)
+	}
+}

@@ -1,0 +1,301 @@
+// Package supervisor turns the configuration into running links: for each
+// link it checks the ports and their MTU, builds the SecY, installs the
+// keys, starts the datapath, and passes line faults to the plaintext port.
+// It is the one place that knows both the config and the datapath; the
+// management plane reads its Status.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/offload/macsec"
+	"github.com/secwire/secwire/offload/software"
+)
+
+// Options are the supervisor's runtime settings (not the config).
+type Options struct {
+	Log *slog.Logger
+	// StateDir keeps what must survive a restart: the transmit PN
+	// ceilings of static keys.
+	StateDir string
+}
+
+// Supervisor runs the links of one config.
+type Supervisor struct {
+	opts   Options
+	log    *slog.Logger
+	links  []*link
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	start  time.Time
+}
+
+type link struct {
+	cfg      config.Link
+	secy     *macsec.SecY
+	engine   *software.Engine
+	datapath string // which backend runs it, and why
+	lineMTU  int
+	guard    *pnGuard // static keys: no PN reuse across restarts
+
+	mu       sync.Mutex
+	plainUp  bool   // what link-fault pass-through last set
+	fault    string // why the plaintext port is held down, "" when not
+	lineLink bool
+}
+
+// Start brings up every link of cfg. On error nothing is left running.
+func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, error) {
+	if errs := cfg.Check(); len(errs) > 0 {
+		return nil, errs
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.StateDir == "" {
+		return nil, errors.New("no state directory: static keys need one to never reuse a PN across restarts")
+	}
+	s := &Supervisor{opts: o, log: o.Log, start: time.Now()}
+	ctx, s.cancel = context.WithCancel(ctx)
+	for i := range cfg.Links {
+		l, err := s.startLink(ctx, cfg.Links[i])
+		if err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("link %s: %w", cfg.Links[i].Name, err)
+		}
+		s.links = append(s.links, l)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.watch(ctx, l) }()
+	}
+	return s, nil
+}
+
+// Stop stops every link. With link-fault pass-through the plaintext port
+// is taken down, so the customer's router sees the encryptor go away
+// instead of a silent blackhole.
+func (s *Supervisor) Stop() {
+	s.cancel()
+	s.wg.Wait()
+	for _, l := range s.links {
+		l.engine.Stop()
+		if l.cfg.LinkFaultPassthrough() {
+			setLink(l.cfg.Plain, false)
+		}
+		for an := range uint8(4) {
+			l.secy.DeleteTxSA(an)
+		}
+		for _, sc := range l.secy.RxSCs() {
+			l.secy.DeleteRxSC(sc.SCI)
+		}
+	}
+	s.links = nil
+}
+
+func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, error) {
+	plain, err := net.InterfaceByName(lc.Plain)
+	if err != nil {
+		return nil, fmt.Errorf("plaintext port %s: %w", lc.Plain, err)
+	}
+	line, err := net.InterfaceByName(lc.Line)
+	if err != nil {
+		return nil, fmt.Errorf("line port %s: %w", lc.Line, err)
+	}
+	l := &link{cfg: lc, lineMTU: line.MTU}
+	log := s.log.With("link", lc.Name)
+	if err := setLink(lc.Line, true); err != nil {
+		return nil, fmt.Errorf("line port %s: cannot bring it up: %w", lc.Line, err)
+	}
+	if need := lc.LineMTU(); line.MTU < need {
+		if err := setMTU(lc.Line, need); err != nil {
+			log.Error(fmt.Sprintf("line port %s: MTU %d is below %d needed for %d-byte frames plus MACsec overhead; frames that do not fit are dropped and counted (OutPktsTooLong)",
+				lc.Line, line.MTU, need, lc.PlainMTU()), "err", err)
+		} else {
+			log.Info("raised line port MTU", "port", lc.Line, "from", line.MTU, "to", need)
+			l.lineMTU = need
+		}
+	}
+	if plain.MTU > lc.PlainMTU() {
+		log.Warn(fmt.Sprintf("plaintext port %s: MTU %d is above the link's %d; longer frames are dropped and counted", lc.Plain, plain.MTU, lc.PlainMTU()))
+	}
+	suite := lc.Suite()
+	sci := macsec.MakeSCI(line.HardwareAddr, 1)
+	if lc.Static != nil && lc.Static.SCI != "" {
+		sci, _ = macsec.ParseSCI(lc.Static.SCI)
+	}
+	window := lc.ReplayWindow
+	l.secy, err = macsec.NewSecY(macsec.Config{
+		Suite: suite, SCI: sci, SendSCI: lc.SendsSCI(), EndStation: !lc.SendsSCI(),
+		IntegrityOnly: lc.IntegrityOnly, Offset: lc.Offset,
+		Validate: lc.ValidateMode(), ReplayWindow: window,
+		// Room for up to two customer VLAN tags inside the protected frame.
+		MaxFrame:     lc.PlainMTU() + 14 + 8,
+		MaxProtected: l.lineMTU + 14 + 8 - 4*lc.VLANsInClear,
+		OnPNThreshold: func(an uint8, pn uint64) {
+			log.Warn("transmit SA passed its PN threshold: install a new SAK", "an", an, "pn", pn)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.installStatic(l, lc); err != nil {
+		return nil, err
+	}
+	l.datapath = "software (kernel and hardware-offload backends are not in this build)"
+	l.engine, err = software.Start(ctx, software.Options{
+		Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
+		VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
+		EAPOLTypes: lc.EAPOLTypes(), Workers: lc.Workers, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if lc.ShouldSecure() {
+		log.Warn("policy should-secure: frames cross IN CLEAR whenever no SA is up")
+	}
+	return l, nil
+}
+
+func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
+	s := l.secy
+	st := lc.Static
+	if st == nil {
+		return nil
+	}
+	suite := lc.Suite()
+	tx, err := st.TX.Params(suite)
+	if err != nil {
+		return fmt.Errorf("static_keys.tx: %w", err)
+	}
+	configured := tx.PN
+	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, s.Config().SCI, tx.AN, tx.Key, tx.PN)
+	if err != nil {
+		return err
+	}
+	if tx.PN != configured {
+		sv.log.Info("static transmit SA resumes above the PNs a previous run may have used", "link", lc.Name, "an", tx.AN, "pn", tx.PN)
+	}
+	if err := s.InstallTxSA(tx); err != nil {
+		return err
+	}
+	if err := s.SetEncodingSA(int(tx.AN)); err != nil {
+		return err
+	}
+	for i, sc := range st.RX {
+		sci, _ := macsec.ParseSCI(sc.SCI)
+		s.AddRxSC(sci)
+		for j, sa := range sc.SAs {
+			p, err := sa.Params(suite)
+			if err != nil {
+				return fmt.Errorf("static_keys.rx[%d].sas[%d]: %w", i, j, err)
+			}
+			if err := s.InstallRxSA(sci, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// watch implements link-fault pass-through: the plaintext port is up only
+// while the line has carrier and the secure channel is up (or the policy
+// is should-secure).
+func (s *Supervisor) watch(ctx context.Context, l *link) {
+	log := s.log.With("link", l.cfg.Name)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	first := true
+	for {
+		carrier := readCarrier(l.cfg.Line)
+		secured := l.secured()
+		fault := ""
+		switch {
+		case !carrier:
+			fault = "line port " + l.cfg.Line + " has no carrier"
+		case !secured && !l.cfg.ShouldSecure():
+			fault = "secure channel down (no transmit or receive SA)"
+		}
+		l.mu.Lock()
+		changed := first || fault != l.fault
+		l.fault, l.lineLink = fault, carrier
+		l.mu.Unlock()
+		if changed && l.cfg.LinkFaultPassthrough() {
+			up := fault == ""
+			if err := setLink(l.cfg.Plain, up); err != nil {
+				log.Error("link-fault pass-through: cannot set the plaintext port", "port", l.cfg.Plain, "up", up, "err", err)
+			} else if up {
+				log.Info("plaintext port up", "port", l.cfg.Plain)
+			} else {
+				log.Warn("plaintext port held down", "port", l.cfg.Plain, "reason", fault)
+			}
+			l.mu.Lock()
+			l.plainUp = up
+			l.mu.Unlock()
+		}
+		first = false
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.engine.Err(); err != nil {
+			log.Error("datapath failed", "err", err)
+		}
+		if sa := l.secy.TxSA(uint8(max(l.secy.EncodingSA(), 0))); sa != nil && l.guard != nil {
+			if err := l.guard.check(sa.NextPN()); err != nil {
+				log.Error("cannot record the transmit PN ceiling; a restart could reuse PNs", "err", err)
+			}
+		}
+	}
+}
+
+func (l *link) secured() bool {
+	if l.secy.TxSA(uint8(l.secy.EncodingSA())) == nil {
+		return false
+	}
+	for _, sc := range l.secy.RxSCs() {
+		for an := range uint8(4) {
+			if sc.SA(an) != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func readCarrier(ifname string) bool {
+	b, err := os.ReadFile("/sys/class/net/" + ifname + "/carrier")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+func setLink(ifname string, up bool) error {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return err
+	}
+	if up {
+		return netlink.LinkSetUp(l)
+	}
+	return netlink.LinkSetDown(l)
+}
+
+func setMTU(ifname string, mtu int) error {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetMTU(l, mtu)
+}
+
+// ErrNoLink is returned by lookups of unknown links.
+var ErrNoLink = errors.New("no such link")
