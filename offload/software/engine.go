@@ -232,14 +232,14 @@ func (e *Engine) protect(out *afpacket.Tx, buf, frame []byte) []byte {
 	inner := buf[:0]
 	inner = append(inner, frame[:12]...)
 	inner = append(inner, frame[hdr:]...)
-	p, err := s.Protect(inner[len(inner):len(inner)], inner)
+	p, err := s.Protect(inner[len(inner):], inner)
 	if err != nil {
 		e.protectFailed(out, frame, err)
 		return buf
 	}
 	// p lives after inner in buf's backing array; build the wire frame
 	// after it.
-	wire := p[len(p):len(p)]
+	wire := p[len(p):]
 	wire = append(wire, p[:12]...)
 	wire = append(wire, frame[12:hdr]...)
 	wire = append(wire, p[12:]...)
@@ -287,7 +287,7 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 	if tags > 0 {
 		hdr := 12 + 4*tags
 		in = append(append(buf[:0], frame[:12]...), frame[hdr:]...)
-		dst = in[len(in):len(in)]
+		dst = in[len(in):]
 	}
 	pt, err := s.Validate(dst, in)
 	if err != nil {
@@ -302,7 +302,7 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 	if tags > 0 {
 		// The customer sees the frame as it entered the far end: with
 		// its tags.
-		w := pt[len(pt):len(pt)]
+		w := pt[len(pt):]
 		w = append(w, pt[:12]...)
 		w = append(w, frame[12:12+4*tags]...)
 		w = append(w, pt[12:]...)
