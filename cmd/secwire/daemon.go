@@ -20,7 +20,7 @@ const daemonUsage = `usage: secwire daemon --config FILE [--socket PATH] [--stat
 
 Runs the links of FILE (the format is docs/config.md) until SIGTERM or
 SIGINT, logging to standard error; 'secwire show' reads its status from
-the management socket (default ` + ctl.DefaultSocket + `).`
+the management socket (default ` + ctl.DefaultSocket + `)`
 
 // daemonCmd runs the host daemon.
 func daemonCmd(ctx context.Context, args []string) error {
@@ -61,7 +61,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 
 const configUsage = `usage: secwire config check FILE
 
-Checks a config file and prints every problem with its field path.`
+Checks a config file and prints every problem with its field path`
 
 func configCmd(args []string, w io.Writer) error {
 	if len(args) != 2 || args[0] != "check" {
