@@ -10,7 +10,7 @@ BIN      := build/bin/secwire
 LINUXBIN := build/bin/linux-amd64/secwire
 GOFILES  := $(shell find . -name '*.go' -not -path './build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: all build image qemu test deps lint bench bench-codec bench-boot fuzz clean
+.PHONY: all build image qemu test deps lint bench bench-codec bench-forward bench-boot fuzz clean
 
 all: build
 
@@ -50,13 +50,19 @@ lint: $(TOOLS)/staticcheck
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-bench: bench-codec bench-boot
+bench: bench-codec bench-forward bench-boot
 
 # Codec throughput beside bare AES-GCM Seal/Open of the same bytes.
 bench-codec:
 	@mkdir -p build
 	$(GO) test -run '^$$' -bench 'Benchmark(Protect|Seal|Validate|Open)/' -benchtime 1s ./offload/macsec/ | tee build/bench-codec.txt
 	@sh .ci/benchratio build/bench-codec.txt
+
+# Frames per second through two software datapaths beside two Linux
+# bridges (plain kernel forwarding) on the same machine; needs root.
+bench-forward:
+	@mkdir -p build
+	$(GO) test -run '^$$' -bench BenchmarkForward -benchtime 1x -timeout 10m ./offload/software/ | tee build/bench-forward.txt
 
 # Time from QEMU start to the management prompt, median of 5 boots.
 bench-boot: image
