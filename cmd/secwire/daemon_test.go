@@ -187,7 +187,9 @@ func (tp *topo) start(side, cfg string) {
 func (tp *topo) stop(side string) {
 	if cmd := tp.daemons[side]; cmd != nil {
 		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		if err := cmd.Wait(); err != nil {
+			tp.t.Errorf("daemon %s did not stop cleanly on SIGTERM: %v\n%s", side, err, tp.log(side))
+		}
 		delete(tp.daemons, side)
 	}
 }

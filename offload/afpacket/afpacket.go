@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -42,6 +43,10 @@ type Rx struct {
 	next      int    // next block to read
 	scratch   []byte // frame with its VLAN tag put back
 	Ifname    string
+	// mu is held by Receive; Close takes it, so the ring is never
+	// unmapped under a reader.
+	mu      sync.Mutex
+	closing atomic.Bool
 }
 
 // OpenRx opens a receive ring on ifname.
@@ -136,17 +141,25 @@ var ErrClosed = errors.New("afpacket: socket closed")
 // slice is only valid during fn. Frames the ring truncated are skipped
 // and counted in truncated. It returns ctx.Err() once ctx is done.
 func (r *Rx) Receive(ctx context.Context, fn func(frame []byte)) (n, truncated int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ring == nil {
+		return 0, 0, ErrClosed
+	}
+	if ctx.Err() != nil {
+		return 0, 0, ctx.Err()
+	}
 	base := r.next * r.blockSize
 	status := r.u32(base + blkStatus)
 	for atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
 		if ctx.Err() != nil {
 			return 0, 0, ctx.Err()
 		}
+		if r.closing.Load() {
+			return 0, 0, ErrClosed
+		}
 		pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLERR}}
 		if _, err := unix.Poll(pfd, 100); err != nil && err != unix.EINTR {
-			if r.fd < 0 {
-				return 0, 0, ErrClosed
-			}
 			return 0, 0, err
 		}
 	}
@@ -197,11 +210,18 @@ func (r *Rx) Drops() uint64 {
 	return uint64(st.Drops)
 }
 
-// Close releases the ring and the socket.
+// Close releases the ring and the socket. It waits for a Receive in
+// progress (at most one poll interval) to return.
 func (r *Rx) Close() error {
+	r.closing.Store(true)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.ring != nil {
 		unix.Munmap(r.ring)
 		r.ring = nil
+	}
+	if r.fd < 0 {
+		return nil
 	}
 	fd := r.fd
 	r.fd = -1
