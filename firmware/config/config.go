@@ -55,7 +55,7 @@ type Link struct {
 	Datapath string `json:"datapath,omitempty"`
 	// EAPOLEtherType is an alternate EtherType for EAPOL, besides 0x888E.
 	EAPOLEtherType string `json:"eapol_ethertype,omitempty"`
-	Workers        int    `json:"workers,omitempty"` // datapath workers per direction, default: CPUs
+	Workers        int    `json:"workers,omitempty"` // datapath workers per direction, default 1
 
 	Static *StaticKeys `json:"static_keys,omitempty"`
 }
@@ -283,7 +283,7 @@ func (c *Config) Check() Errors {
 			add(p+".eapol_ethertype", "%v", err)
 		}
 		if l.Workers < 0 || l.Workers > 64 {
-			add(p+".workers", "%d: want 0 (one per CPU) .. 64", l.Workers)
+			add(p+".workers", "%d: want 1..64 (0: the default, 1)", l.Workers)
 		}
 		if l.Static == nil {
 			add(p+".static_keys", "missing: this build keys links with static SAKs (MKA is not in it yet)")

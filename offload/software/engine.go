@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -80,7 +79,7 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 		return nil, fmt.Errorf("software datapath: %d VLAN tags in clear: want 0..2", o.VLANsInClear)
 	}
 	if o.Workers <= 0 {
-		o.Workers = runtime.NumCPU()
+		o.Workers = 1
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

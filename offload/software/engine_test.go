@@ -158,7 +158,9 @@ func isTest(f []byte) bool { return bytes.Contains(f, []byte("MARKER-secwire")) 
 func TestForwardsProtectedBothWays(t *testing.T) {
 	for _, suite := range macsec.CipherSuites {
 		t.Run(suite.String(), func(t *testing.T) {
-			w := newWire(t, suite, 0, false, true, 64)
+			// Two workers per direction: PN order on the wire is not
+			// frame order across flows (up to ~80 PNs late in a burst).
+			w := newWire(t, suite, 0, false, true, 1024)
 			h1, h2, line := w.port(t, "hp"), w.port(t, "hq"), w.port(t, "bl")
 			var frames [][]byte
 			for i := range 200 {
@@ -179,7 +181,10 @@ func TestForwardsProtectedBothWays(t *testing.T) {
 			h1.send(t, frames...)
 			got := h2.collect(len(frames), 5*time.Second, isTest)
 			if len(got) != len(frames) {
-				t.Fatalf("h2 got %d of %d frames; A %+v", len(got), len(frames), statsOf(w.a))
+				sc := w.sb.RxSC(macsec.MakeSCI(macA, 1))
+				t.Fatalf("h2 got %d of %d frames; A %s; B %s; B late %d notValid %d badTag %d; B ring drops %d",
+					len(got), len(frames), statsOf(w.a), statsOf(w.b), sc.Stats.InPktsLate.Load(), sc.SA(1).Stats.InPktsNotValid.Load(),
+					w.sb.Stats.InPktsBadTag.Load(), w.b.rxLine[0].Drops()+w.b.rxLine[1].Drops())
 			}
 			checkFlowOrder(t, frames, got)
 			// And back.
