@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -64,16 +63,9 @@ func frameCmd(args []string, w io.Writer) error {
 	}
 	p := macsec.SAParams{AN: uint8(*an), Key: key, PN: *pn}
 	if suite.XPN() {
-		ssci, err := hex.DecodeString(*ssciHex)
-		if err != nil || len(ssci) != 4 {
-			return fmt.Errorf("--ssci: %s needs 8 hex digits", suite)
+		if p.SSCI, p.Salt, err = parseXPN(suite, *ssciHex, *saltHex); err != nil {
+			return err
 		}
-		p.SSCI = binary.BigEndian.Uint32(ssci)
-		salt, err := hex.DecodeString(*saltHex)
-		if err != nil || len(salt) != 12 {
-			return fmt.Errorf("--salt: %s needs 24 hex digits", suite)
-		}
-		copy(p.Salt[:], salt)
 	}
 	frame, err := hex.DecodeString(strings.TrimSpace(fs.Arg(0)))
 	if err != nil {
