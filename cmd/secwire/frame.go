@@ -28,12 +28,9 @@ func frameCmd(args []string, w io.Writer) error {
 	protect := args[0] == "protect"
 	fs := flag.NewFlagSet("frame "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	cipher := fs.String("cipher", "gcm-aes-128", "cipher suite")
-	keyHex := fs.String("key", "", "SAK as hex")
+	var kf keyFlags
+	kf.register(fs, "packet number (validate: lowest acceptable)")
 	sciHex := fs.String("sci", "", "SCI of the transmitter (16 hex digits)")
-	ssciHex := fs.String("ssci", "", "XPN short SCI (8 hex digits)")
-	saltHex := fs.String("salt", "", "XPN salt (24 hex digits)")
-	pn := fs.Uint64("pn", 1, "packet number (validate: lowest acceptable)")
 	an := fs.Uint("an", 0, "association number")
 	noSCI := fs.Bool("no-sci", false, "do not send the SCI (ES=1: SCI is MAC SA || 0001)")
 	integ := fs.Bool("integrity-only", false, "integrity only (E=0, C=0)")
@@ -45,27 +42,18 @@ func frameCmd(args []string, w io.Writer) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("need exactly one frame in hex\n%s", frameUsage)
 	}
-	suite, err := macsec.ParseCipherSuite(*cipher)
-	if err != nil {
-		return err
-	}
-	key, err := macsec.ParseKeyHex(*keyHex, suite.KeyLen())
-	if err != nil {
-		return fmt.Errorf("--key: %w", err)
-	}
-	defer key.Wipe()
-	sci, err := macsec.ParseSCI(*sciHex)
-	if err != nil {
-		return fmt.Errorf("--sci: %w", err)
-	}
 	if *an > 3 {
 		return fmt.Errorf("--an %d: want 0..3", *an)
 	}
-	p := macsec.SAParams{AN: uint8(*an), Key: key, PN: *pn}
-	if suite.XPN() {
-		if p.SSCI, p.Salt, err = parseXPN(suite, *ssciHex, *saltHex); err != nil {
-			return err
-		}
+	suite, p, err := kf.params()
+	if err != nil {
+		return err
+	}
+	defer p.Key.Wipe()
+	p.AN = uint8(*an)
+	sci, err := macsec.ParseSCI(*sciHex)
+	if err != nil {
+		return fmt.Errorf("--sci: %w", err)
 	}
 	frame, err := hex.DecodeString(strings.TrimSpace(fs.Arg(0)))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,11 +37,8 @@ func pcapCmd(args []string, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("pcap decrypt", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	cipher := fs.String("cipher", "gcm-aes-128", "cipher suite")
-	keyHex := fs.String("key", "", "SAK as hex")
-	ssciHex := fs.String("ssci", "", "XPN short SCI (8 hex digits)")
-	saltHex := fs.String("salt", "", "XPN salt (24 hex digits)")
-	pn := fs.Uint64("pn", 1, "lowest PN in the capture")
+	var kf keyFlags
+	kf.register(fs, "lowest PN in the capture")
 	offset := fs.Int("offset", 0, "confidentiality offset 0, 30 or 50")
 	vlans := fs.Int("vlan-in-clear", 0, "VLAN tags (0, 1 or 2) ahead of the SecTAG")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -54,21 +50,11 @@ func pcapCmd(args []string, stderr io.Writer) error {
 	if *vlans < 0 || *vlans > 2 {
 		return fmt.Errorf("--vlan-in-clear %d: want 0, 1 or 2", *vlans)
 	}
-	suite, err := macsec.ParseCipherSuite(*cipher)
+	suite, sa, err := kf.params()
 	if err != nil {
 		return err
 	}
-	key, err := macsec.ParseKeyHex(*keyHex, suite.KeyLen())
-	if err != nil {
-		return fmt.Errorf("--key: %w", err)
-	}
-	defer key.Wipe()
-	sa := macsec.SAParams{Key: key, PN: *pn}
-	if suite.XPN() {
-		if sa.SSCI, sa.Salt, err = parseXPN(suite, *ssciHex, *saltHex); err != nil {
-			return err
-		}
-	}
+	defer sa.Key.Wipe()
 	d, err := newDecrypter(suite, sa, *offset, *vlans)
 	if err != nil {
 		return err
@@ -82,20 +68,6 @@ func pcapCmd(args []string, stderr io.Writer) error {
 		return fmt.Errorf("none of the %d MACsec frames validated: wrong key, cipher suite or (XPN) SSCI/salt/--pn?", sum.macsec)
 	}
 	return nil
-}
-
-func parseXPN(suite macsec.CipherSuite, ssciHex, saltHex string) (uint32, [12]byte, error) {
-	var salt [12]byte
-	ssci, err := hex.DecodeString(ssciHex)
-	if err != nil || len(ssci) != 4 {
-		return 0, salt, fmt.Errorf("--ssci: %s needs 8 hex digits", suite)
-	}
-	s, err := hex.DecodeString(saltHex)
-	if err != nil || len(s) != 12 {
-		return 0, salt, fmt.Errorf("--salt: %s needs 24 hex digits", suite)
-	}
-	copy(salt[:], s)
-	return binary.BigEndian.Uint32(ssci), salt, nil
 }
 
 // decrypter validates frames of any SC with one key: it adds a receive SC
