@@ -1,0 +1,139 @@
+package mka
+
+import (
+	"fmt"
+	"time"
+)
+
+// Status is what `show mka` prints: one link's CAs, their peers and keys,
+// and why MKPDUs were dropped. It holds no key material: SAKs appear as
+// fingerprints only.
+type Status struct {
+	SCI       string     `json:"sci"`
+	Priority  uint8      `json:"priority"`
+	Cipher    string     `json:"cipher_suite"`
+	Offset    int        `json:"confidentiality_offset"`
+	CAs       []CAStatus `json:"cas"`
+	Latest    *KeyStatus `json:"latest_key,omitempty"`
+	Old       *KeyStatus `json:"old_key,omitempty"`
+	NextRekey string     `json:"next_rekey"`
+	Counters  Counters   `json:"counters"`
+	Drops     []Drop     `json:"drops"`
+}
+
+// CAStatus is one participant: one CAK of the key chain.
+type CAStatus struct {
+	CKN       string       `json:"ckn"`
+	Principal bool         `json:"principal"` // the CA whose SAKs the SecY uses
+	Secured   bool         `json:"secured"`
+	MI        string       `json:"mi"`
+	MN        uint32       `json:"mn"`
+	KeyServer string       `json:"key_server"` // "this end" or the peer's SCI
+	Start     string       `json:"start,omitempty"`
+	End       string       `json:"end,omitempty"`
+	Live      []PeerStatus `json:"live_peers"`
+	Potential []PeerStatus `json:"potential_peers"`
+}
+
+// PeerStatus is one peer of a CA.
+type PeerStatus struct {
+	SCI      string `json:"sci"`
+	MI       string `json:"mi"`
+	MN       uint32 `json:"mn"`
+	Priority uint8  `json:"priority"`
+	SSCI     uint32 `json:"ssci,omitempty"`
+}
+
+// KeyStatus is an installed SAK.
+type KeyStatus struct {
+	CKN         string `json:"ckn"`
+	KeyServerMI string `json:"key_server_mi"`
+	KN          uint32 `json:"kn"`
+	AN          uint8  `json:"an"`
+	SAK         string `json:"sak"` // fingerprint
+	Transmit    bool   `json:"transmit"`
+	NextPN      uint64 `json:"tx_next_pn"`
+	LowestPN    uint64 `json:"rx_lowest_pn"`
+	Age         string `json:"age"`
+}
+
+// Drop is one reason's drop counter.
+type Drop struct {
+	Reason string `json:"reason"`
+	Count  uint64 `json:"count"`
+}
+
+// Reasons lists every drop reason in display order.
+var Reasons = []Reason{ReasonBadICV, ReasonUnknownCKN, ReasonStaleMN, ReasonReplayedMI, ReasonOwnMI,
+	ReasonTruncated, ReasonOversize, ReasonBadLength, ReasonBadEAPOL, ReasonBadVersion, ReasonBadAgility,
+	ReasonBadSAK, ReasonSuite, ReasonNotKeyServer, ReasonQueueFull}
+
+// Status snapshots the KaY.
+func (k *KaY) Status() Status {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.o.Now()
+	st := Status{SCI: k.o.SCI.String(), Priority: k.o.Priority, Cipher: k.o.Suite.String(), Offset: k.o.Offset, Counters: k.stats}
+	pr := k.principal()
+	for _, p := range k.parts {
+		ca := CAStatus{CKN: p.name, Principal: p == pr, MI: p.mi.String(), MN: p.mn,
+			Live: []PeerStatus{}, Potential: []PeerStatus{}}
+		ca.Secured = ca.Principal && k.latest != nil && k.latest.ca == p.name && k.latest.txOn
+		if ks := k.keyServer(p); ks != nil {
+			ca.KeyServer = ks.sci.String()
+		} else if k.o.Priority != 0xFF {
+			ca.KeyServer = "this end"
+		} else {
+			ca.KeyServer = "none"
+		}
+		if !p.key.Start.IsZero() {
+			ca.Start = p.key.Start.UTC().Format(time.RFC3339)
+		}
+		if !p.key.End.IsZero() {
+			ca.End = p.key.End.UTC().Format(time.RFC3339)
+		}
+		for _, pe := range p.peers {
+			ps := PeerStatus{SCI: pe.sci.String(), MI: pe.mi.String(), MN: pe.mn, Priority: pe.priority}
+			if pe.live {
+				if k.o.Suite.XPN() {
+					ps.SSCI = k.ssci(p, pe.sci)
+				}
+				ca.Live = append(ca.Live, ps)
+			} else {
+				ca.Potential = append(ca.Potential, ps)
+			}
+		}
+		st.CAs = append(st.CAs, ca)
+	}
+	key := func(s *sak, tx bool) *KeyStatus {
+		if s == nil {
+			return nil
+		}
+		return &KeyStatus{CKN: s.ca, KeyServerMI: s.ki.MI.String(), KN: s.ki.KN, AN: s.an, SAK: s.key.Fingerprint(),
+			Transmit: tx, NextPN: k.o.SecY.TxNextPN(s.an), LowestPN: k.lowestPN(s), Age: now.Sub(s.installed).Truncate(time.Second).String()}
+	}
+	st.Latest = key(k.latest, k.latest != nil && k.latest.txOn)
+	st.Old = key(k.old, k.latest != nil && !k.latest.txOn)
+	switch {
+	case k.latest == nil:
+		st.NextRekey = "when the CA is secured"
+	case pr == nil || !k.isKeyServer(pr):
+		st.NextRekey = "decided by the key server"
+	case k.o.RekeyInterval > 0:
+		st.NextRekey = fmt.Sprintf("in %s, or at PN %d", max(0, k.o.RekeyInterval-now.Sub(k.latest.installed)).Truncate(time.Second), k.o.PNThreshold)
+	default:
+		st.NextRekey = fmt.Sprintf("at PN %d, a peer change, or on request", k.o.PNThreshold)
+	}
+	for _, r := range Reasons {
+		st.Drops = append(st.Drops, Drop{Reason: string(r), Count: k.drops[r]})
+	}
+	return st
+}
+
+// Secured reports whether the principal CA transmits with a SAK.
+func (k *KaY) Secured() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.principal()
+	return p != nil && k.latest != nil && k.latest.ca == p.name && k.latest.txOn
+}
