@@ -48,7 +48,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 	}
 	defer sup.Stop()
 	errc := make(chan error, 1)
-	go func() { errc <- ctl.Serve(ctx, *sock, sup.Status) }()
+	go func() { errc <- ctl.Serve(ctx, *sock, ctl.Handlers{Status: sup.Status, Rekey: sup.Rekey}) }()
 	log.Info("secwire daemon running", "config", *file, "links", len(cfg.Links), "socket", *sock, "version", version)
 	select {
 	case <-ctx.Done():
@@ -78,14 +78,14 @@ func configCmd(args []string, w io.Writer) error {
 	return nil
 }
 
-const showUsage = `usage: secwire show interfaces|macsec|counters [--socket PATH] [--json]`
+const showUsage = `usage: secwire show interfaces|macsec|mka|counters [--socket PATH] [--json]`
 
 func showCmd(args []string, w io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(showUsage)
 	}
 	views := map[string]func(io.Writer, supervisor.Status){
-		"interfaces": show.Interfaces, "macsec": show.MACsec, "counters": show.Counters,
+		"interfaces": show.Interfaces, "macsec": show.MACsec, "counters": show.Counters, "mka": show.MKA,
 	}
 	view, ok := views[args[0]]
 	if !ok {
@@ -99,7 +99,7 @@ func showCmd(args []string, w io.Writer) error {
 			}
 		}
 		if view == nil {
-			return fmt.Errorf("show %q: unknown; want interfaces, macsec or counters", args[0])
+			return fmt.Errorf("show %q: unknown; want interfaces, macsec, mka or counters", args[0])
 		}
 	}
 	fs := flag.NewFlagSet("show", flag.ContinueOnError)
@@ -120,4 +120,23 @@ func showCmd(args []string, w io.Writer) error {
 	}
 	view(w, st)
 	return nil
+}
+
+const requestUsage = `usage: secwire request mka rekey LINK [--socket PATH]
+
+asks LINK's key server for a new SAK; run it on the end that is the key
+server (see 'secwire show mka')`
+
+// requestCmd runs operational requests against the daemon.
+func requestCmd(args []string) error {
+	if len(args) < 3 || args[0] != "mka" || args[1] != "rekey" {
+		return errors.New(requestUsage)
+	}
+	fs := flag.NewFlagSet("request", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
+	if err := fs.Parse(args[3:]); err != nil {
+		return fmt.Errorf("%v\n%s", err, requestUsage)
+	}
+	return ctl.Rekey(*sock, args[2])
 }

@@ -22,7 +22,8 @@ commands:
   boot                  run the appliance firmware (the image's uinit)
   daemon --config FILE  run the links of a config file on this host (software datapath)
   config check FILE     check a config file, listing every problem
-  show interfaces|macsec|counters  status of the running daemon
+  show interfaces|macsec|mka|counters  status of the running daemon
+  request mka rekey LINK  ask the link's key server for a new SAK
   frame protect|validate  protect or validate one frame (see 'secwire frame -h')
   pcap decrypt          decrypt the MACsec frames of a capture (see 'secwire pcap -h')
   version               print the version
@@ -47,6 +48,8 @@ func main() {
 		err = configCmd(os.Args[2:], os.Stdout)
 	case "show":
 		err = showCmd(os.Args[2:], os.Stdout)
+	case "request":
+		err = requestCmd(os.Args[2:])
 	case "pcap":
 		err = pcapCmd(os.Args[2:], os.Stderr)
 	case "version":

@@ -57,6 +57,8 @@ type Link struct {
 	EAPOLEtherType string `json:"eapol_ethertype,omitempty"`
 	Workers        int    `json:"workers,omitempty"` // datapath workers per direction, default 1
 
+	// A link is keyed either by MKA (the normal case) or by static SAKs.
+	MKA    *MKA        `json:"mka,omitempty"`
 	Static *StaticKeys `json:"static_keys,omitempty"`
 }
 
@@ -146,6 +148,13 @@ func (c *Config) resolveKeyFiles(dir string) {
 			for j := range s.RX {
 				for k := range s.RX[j].SAs {
 					fix(&s.RX[j].SAs[k])
+				}
+			}
+		}
+		if m := c.Links[i].MKA; m != nil {
+			for j := range m.KeyChain {
+				if f := m.KeyChain[j].CAKFile; f != "" && !filepath.IsAbs(f) {
+					m.KeyChain[j].CAKFile = filepath.Join(dir, f)
 				}
 			}
 		}
@@ -285,11 +294,16 @@ func (c *Config) Check() Errors {
 		if l.Workers < 0 || l.Workers > 64 {
 			add(p+".workers", "%d: want 1..64 (0: the default, 1)", l.Workers)
 		}
-		if l.Static == nil {
-			add(p+".static_keys", "missing: this build keys links with static SAKs (MKA is not in it yet)")
-			continue
+		switch {
+		case l.MKA != nil && l.Static != nil:
+			add(p, "give mka or static_keys, not both")
+		case l.MKA != nil:
+			checkMKA(l.MKA, p+".mka", add)
+		case l.Static != nil:
+			c.checkStatic(l, p+".static_keys", add)
+		default:
+			add(p+".mka", "missing: key the link with mka (a key chain of CKN/CAK pairs) or static_keys")
 		}
-		c.checkStatic(l, p+".static_keys", add)
 	}
 	return errs
 }
@@ -367,23 +381,29 @@ func checkSA(suite macsec.CipherSuite, sa *SA, p string, add func(string, string
 // LoadKey returns the SA's key. A key file must not be readable by group
 // or others. Errors never contain key material.
 func (sa *SA) LoadKey(suite macsec.CipherSuite) (macsec.Key, error) {
-	h := sa.Key
-	if sa.KeyFile != "" {
-		st, err := os.Stat(sa.KeyFile)
+	return loadKey(sa.Key, sa.KeyFile, suite.KeyLen())
+}
+
+// loadKey reads a hex key given inline or in a file that only its owner
+// may read.
+func loadKey(inline, file string, lens ...int) (macsec.Key, error) {
+	h := inline
+	if file != "" {
+		st, err := os.Stat(file)
 		if err != nil {
 			return macsec.Key{}, err
 		}
 		if st.Mode().Perm()&0o077 != 0 {
-			return macsec.Key{}, fmt.Errorf("%s has mode %04o: a key file must be 0600 (chmod 600 %s)", sa.KeyFile, st.Mode().Perm(), sa.KeyFile)
+			return macsec.Key{}, fmt.Errorf("%s has mode %04o: a key file must be 0600 (chmod 600 %s)", file, st.Mode().Perm(), file)
 		}
-		b, err := os.ReadFile(sa.KeyFile)
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return macsec.Key{}, err
 		}
 		h = strings.TrimSpace(string(b))
 		clear(b)
 	}
-	return macsec.ParseKeyHex(h, suite.KeyLen())
+	return macsec.ParseKeyHex(h, lens...)
 }
 
 // Params turns a checked SA into codec parameters.

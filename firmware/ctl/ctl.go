@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/secwire/secwire/firmware/supervisor"
@@ -20,8 +23,16 @@ import (
 // DefaultSocket is where the daemon listens unless told otherwise.
 const DefaultSocket = "/run/secwire/secwire.sock"
 
-// Serve answers GET /status on the socket at path until ctx is done.
-func Serve(ctx context.Context, path string, status func() supervisor.Status) error {
+// Handlers are what the socket serves.
+type Handlers struct {
+	Status func() supervisor.Status
+	// Rekey asks a link's key server for a new SAK.
+	Rekey func(link string) error
+}
+
+// Serve answers GET /status and POST /rekey?link=NAME on the socket at
+// path until ctx is done.
+func Serve(ctx context.Context, path string, h Handlers) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
@@ -37,7 +48,12 @@ func Serve(ctx context.Context, path string, status func() supervisor.Status) er
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(status())
+		json.NewEncoder(w).Encode(h.Status())
+	})
+	mux.HandleFunc("POST /rekey", func(w http.ResponseWriter, r *http.Request) {
+		if err := h.Rekey(r.URL.Query().Get("link")); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+		}
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -51,15 +67,32 @@ func Serve(ctx context.Context, path string, status func() supervisor.Status) er
 	return nil
 }
 
-// Status asks the daemon at path for its status.
-func Status(path string) (supervisor.Status, error) {
-	var st supervisor.Status
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+func client(path string) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
 		},
 	}}
-	resp, err := c.Get("http://secwire/status")
+}
+
+// Rekey asks the daemon at path for a new SAK on link.
+func Rekey(path, link string) error {
+	resp, err := client(path).Post("http://secwire/rekey?link="+url.QueryEscape(link), "", nil)
+	if err != nil {
+		return fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return errors.New(strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// Status asks the daemon at path for its status.
+func Status(path string) (supervisor.Status, error) {
+	var st supervisor.Status
+	resp, err := client(path).Get("http://secwire/status")
 	if err != nil {
 		return st, fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
 	}

@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"os"
+
+	"github.com/secwire/secwire/firmware/mka"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -18,28 +20,29 @@ type Status struct {
 
 // LinkStatus is one link.
 type LinkStatus struct {
-	Name             string    `json:"name"`
-	Plain            PortState `json:"plain"`
-	Line             PortState `json:"line"`
-	Datapath         string    `json:"datapath"`
-	Policy           string    `json:"policy"`
-	InClear          bool      `json:"in_clear"` // should-secure and frames are crossing unprotected now
-	Fault            string    `json:"fault,omitempty"`
-	LineMTUNeeded    int       `json:"line_mtu_needed"`
-	Cipher           string    `json:"cipher"`
-	SCI              string    `json:"sci"`
-	SendSCI          bool      `json:"send_sci"`
-	Validate         string    `json:"validate"`
-	ReplayWindow     uint32    `json:"replay_window"`
-	Offset           int       `json:"confidentiality_offset"`
-	IntegrityOnly    bool      `json:"integrity_only"`
-	VLANsInClear     int       `json:"vlans_in_clear"`
-	EncodingSA       int       `json:"encoding_sa"`
-	TxSAs            []SAState `json:"tx_sas"`
-	RxSCs            []SCState `json:"rx_scs"`
-	SecYCounters     Counters  `json:"secy_counters"`
-	TxSCCounters     Counters  `json:"tx_sc_counters"`
-	DatapathCounters Counters  `json:"datapath_counters"`
+	Name             string      `json:"name"`
+	Plain            PortState   `json:"plain"`
+	Line             PortState   `json:"line"`
+	Datapath         string      `json:"datapath"`
+	Policy           string      `json:"policy"`
+	InClear          bool        `json:"in_clear"` // should-secure and frames are crossing unprotected now
+	Fault            string      `json:"fault,omitempty"`
+	LineMTUNeeded    int         `json:"line_mtu_needed"`
+	Cipher           string      `json:"cipher"`
+	SCI              string      `json:"sci"`
+	SendSCI          bool        `json:"send_sci"`
+	Validate         string      `json:"validate"`
+	ReplayWindow     uint32      `json:"replay_window"`
+	Offset           int         `json:"confidentiality_offset"`
+	IntegrityOnly    bool        `json:"integrity_only"`
+	VLANsInClear     int         `json:"vlans_in_clear"`
+	EncodingSA       int         `json:"encoding_sa"`
+	TxSAs            []SAState   `json:"tx_sas"`
+	RxSCs            []SCState   `json:"rx_scs"`
+	SecYCounters     Counters    `json:"secy_counters"`
+	TxSCCounters     Counters    `json:"tx_sc_counters"`
+	DatapathCounters Counters    `json:"datapath_counters"`
+	MKA              *mka.Status `json:"mka,omitempty"`
 }
 
 // PortState is an interface as the kernel reports it.
@@ -113,6 +116,10 @@ func (l *link) status() LinkStatus {
 		EncodingSA:   l.secy.EncodingSA(),
 		SecYCounters: counters(&l.secy.Stats), TxSCCounters: counters(&l.secy.TxSC),
 		DatapathCounters: counters(&l.engine.Stats),
+	}
+	if l.kay != nil {
+		m := l.kay.Status()
+		ls.MKA = &m
 	}
 	if l.cfg.ShouldSecure() {
 		ls.Policy = "should-secure"

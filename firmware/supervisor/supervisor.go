@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/software"
 )
@@ -48,6 +49,7 @@ type link struct {
 	datapath string // which backend runs it, and why
 	lineMTU  int
 	guard    *pnGuard // static keys: no PN reuse across restarts
+	kay      *mka.KaY // MKA links
 
 	mu       sync.Mutex
 	plainUp  bool   // what link-fault pass-through last set
@@ -142,7 +144,9 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 		MaxFrame:     lc.PlainMTU() + 14 + 8,
 		MaxProtected: l.lineMTU + 14 + 8 - 4*lc.VLANsInClear,
 		OnPNThreshold: func(an uint8, pn uint64) {
-			log.Warn("transmit SA passed its PN threshold: install a new SAK", "an", an, "pn", pn)
+			if lc.MKA == nil {
+				log.Warn("transmit SA passed its PN threshold: install a new SAK", "an", an, "pn", pn)
+			} // with MKA the key server sees it and distributes a new SAK
 		},
 	})
 	if err != nil {
@@ -151,14 +155,25 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 	if err := s.installStatic(l, lc); err != nil {
 		return nil, err
 	}
+	var onEAPOL func([]byte)
+	if lc.MKA != nil {
+		if l.kay, err = newKaY(l, lc, line.HardwareAddr, sci, log); err != nil {
+			return nil, err
+		}
+		onEAPOL = l.kay.Receive
+	}
 	l.datapath = "software (kernel and hardware-offload backends are not in this build)"
 	l.engine, err = software.Start(ctx, software.Options{
 		Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
 		VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
-		EAPOLTypes: lc.EAPOLTypes(), Workers: lc.Workers, Log: log,
+		EAPOLTypes: lc.EAPOLTypes(), OnEAPOL: onEAPOL, Workers: lc.Workers, Log: log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if l.kay != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); l.kay.Run(ctx) }()
 	}
 	if lc.ShouldSecure() {
 		log.Warn("policy should-secure: frames cross IN CLEAR whenever no SA is up")
@@ -295,6 +310,50 @@ func setMTU(ifname string, mtu int) error {
 		return err
 	}
 	return netlink.LinkSetMTU(l, mtu)
+}
+
+// newKaY builds the link's MKA entity. MKPDUs leave through the
+// datapath's line port, untagged, with the configured EtherType.
+func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *slog.Logger) (*mka.KaY, error) {
+	m := lc.MKA
+	var keys []mka.CAK
+	for i := range m.KeyChain {
+		e := &m.KeyChain[i]
+		cak, err := e.LoadCAK()
+		if err != nil {
+			return nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
+		}
+		start, end := e.Validity()
+		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
+	}
+	et := lc.EAPOLTypes()
+	return mka.New(mka.Options{
+		SecY: mka.Software{SecY: l.secy}, SCI: sci, MAC: mac,
+		Suite: lc.Suite(), Offset: lc.Offset, IntegrityOnly: lc.IntegrityOnly,
+		Priority: m.KeyServerPriority(), Keys: keys, Destination: m.DestinationAddress(),
+		EtherType: et[len(et)-1], ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
+		Log: log,
+		Send: func(frame []byte) error {
+			if l.engine == nil {
+				return errors.New("datapath not started")
+			}
+			return l.engine.SendEAPOL(frame)
+		},
+	})
+}
+
+// Rekey asks the named link's key server for a new SAK.
+func (s *Supervisor) Rekey(name string) error {
+	for _, l := range s.links {
+		if l.cfg.Name != name {
+			continue
+		}
+		if l.kay == nil {
+			return fmt.Errorf("link %s is keyed with static SAKs, not MKA", name)
+		}
+		return l.kay.Rekey("requested by the operator")
+	}
+	return fmt.Errorf("%w: %s", ErrNoLink, name)
 }
 
 // ErrNoLink is returned by lookups of unknown links.

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/secwire/secwire/offload/macsec"
+)
+
+// MKA keys a link with MACsec Key Agreement and pre-shared CAKs.
+type MKA struct {
+	// KeyChain holds one or more CKN/CAK pairs. Entries with overlapping
+	// validity run at once; the newest secured one keys the link, so a
+	// chain rolls over without a traffic interruption.
+	KeyChain []CAKEntry `json:"key_chain"`
+	// Priority is the key server priority, 0..255 (lower wins; 255
+	// never serves keys). Default 16.
+	Priority *int `json:"priority,omitempty"`
+	// Destination is the MKPDU destination address, default
+	// 01:80:c2:00:00:03. Some provider circuits filter that group
+	// address; 01:80:c2:00:00:00, 01:80:c2:00:00:0e, broadcast or a
+	// unicast address get through them.
+	Destination string `json:"eapol_destination,omitempty"`
+	// RekeyInterval is a Go duration ("1h"); empty or "0" means no
+	// periodic rekey (the key server still rekeys on PN exhaustion and
+	// peer changes).
+	RekeyInterval string `json:"rekey_interval,omitempty"`
+	// ICVIndicator adds the ICV Indicator parameter set (some Cisco
+	// platforms require it).
+	ICVIndicator bool `json:"icv_indicator,omitempty"`
+}
+
+// CAKEntry is one key of the chain: the CAK inline (labs) or in a file
+// of hex readable only by its owner.
+type CAKEntry struct {
+	CKN     string `json:"ckn"` // hex, 1..32 octets
+	CAK     string `json:"cak,omitempty"`
+	CAKFile string `json:"cak_file,omitempty"`
+	Start   string `json:"start,omitempty"` // RFC 3339; empty: valid from the start
+	End     string `json:"end,omitempty"`   // RFC 3339; empty: never expires
+}
+
+// DefaultMKAPriority is the key server priority when none is configured.
+const DefaultMKAPriority = 16
+
+// KeyServerPriority is the configured or default priority.
+func (m *MKA) KeyServerPriority() uint8 {
+	if m.Priority == nil {
+		return DefaultMKAPriority
+	}
+	return uint8(*m.Priority)
+}
+
+// DestinationAddress is the configured or default MKPDU destination.
+func (m *MKA) DestinationAddress() net.HardwareAddr {
+	if m.Destination == "" {
+		return net.HardwareAddr{0x01, 0x80, 0xC2, 0x00, 0x00, 0x03}
+	}
+	a, _ := net.ParseMAC(m.Destination)
+	return a
+}
+
+// Interval is the periodic rekey interval, 0 for none.
+func (m *MKA) Interval() time.Duration {
+	d, _ := parseInterval(m.RekeyInterval)
+	return d
+}
+
+func parseInterval(s string) (time.Duration, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 10*time.Second {
+		return 0, fmt.Errorf("%q: want a duration of at least 10s, such as 30m or 24h, or 0 for none", s)
+	}
+	return d, nil
+}
+
+// CKNBytes is the decoded CKN.
+func (e *CAKEntry) CKNBytes() []byte {
+	b, _ := hex.DecodeString(e.CKN)
+	return b
+}
+
+// LoadCAK returns the CAK (16 or 32 octets). Errors never contain it.
+func (e *CAKEntry) LoadCAK() (macsec.Key, error) { return loadKey(e.CAK, e.CAKFile, 16, 32) }
+
+// Validity is the entry's start and end (zero when open).
+func (e *CAKEntry) Validity() (start, end time.Time) {
+	start, _ = parseTime(e.Start)
+	end, _ = parseTime(e.End)
+	return start, end
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want RFC 3339 time such as 2026-12-01T00:00:00Z", s)
+	}
+	return t, nil
+}
+
+func checkMKA(m *MKA, p string, add func(string, string, ...any)) {
+	if len(m.KeyChain) == 0 {
+		add(p+".key_chain", "empty: give at least one {\"ckn\": ..., \"cak\": ...}")
+	}
+	seen := map[string]int{}
+	for i := range m.KeyChain {
+		e := &m.KeyChain[i]
+		ep := fmt.Sprintf("%s.key_chain[%d]", p, i)
+		switch b, err := hex.DecodeString(e.CKN); {
+		case e.CKN == "":
+			add(ep+".ckn", "missing: 2 to 64 hex digits")
+		case err != nil:
+			add(ep+".ckn", "not hex (an even number of digits 0-9, a-f; %d characters given)", len(e.CKN))
+		case len(b) > 32:
+			add(ep+".ckn", "%d octets: at most 32 (64 hex digits)", len(b))
+		default:
+			if j, dup := seen[e.CKN]; dup {
+				add(ep+".ckn", "same CKN as key_chain[%d]", j)
+			}
+			seen[e.CKN] = i
+		}
+		switch {
+		case e.CAK != "" && e.CAKFile != "":
+			add(ep, "give cak or cak_file, not both")
+		case e.CAK == "" && e.CAKFile == "":
+			add(ep+".cak", "missing: 32 or 64 hex digits (or cak_file)")
+		default:
+			k, err := e.LoadCAK()
+			if err != nil {
+				field := ".cak"
+				if e.CAKFile != "" {
+					field = ".cak_file"
+				}
+				add(ep+field, "%v (a CAK is 16 or 32 octets: 32 or 64 hex digits)", err)
+			}
+			k.Wipe()
+		}
+		start, errS := parseTime(e.Start)
+		end, errE := parseTime(e.End)
+		if errS != nil {
+			add(ep+".start", "%v", errS)
+		}
+		if errE != nil {
+			add(ep+".end", "%v", errE)
+		}
+		if errS == nil && errE == nil && !start.IsZero() && !end.IsZero() && !end.After(start) {
+			add(ep+".end", "%s is not after start %s", e.End, e.Start)
+		}
+	}
+	if m.Priority != nil && (*m.Priority < 0 || *m.Priority > 255) {
+		add(p+".priority", "%d: want 0..255 (lower wins; 255 never serves keys)", *m.Priority)
+	}
+	if m.Destination != "" {
+		if a, err := net.ParseMAC(m.Destination); err != nil || len(a) != 6 {
+			add(p+".eapol_destination", "%q: want a MAC address such as 01:80:c2:00:00:03", m.Destination)
+		}
+	}
+	if _, err := parseInterval(m.RekeyInterval); err != nil {
+		add(p+".rekey_interval", "%v", err)
+	}
+}
