@@ -162,6 +162,14 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 		}
 		onEAPOL = l.kay.Receive
 	}
+	if lc.Workers > 1 {
+		// Workers share each port through a fanout group, which a down
+		// port cannot join; the watch loop holds it down again at once
+		// if the link is not secured.
+		if err := setLink(lc.Plain, true); err != nil {
+			return nil, fmt.Errorf("plaintext port %s: cannot bring it up: %w", lc.Plain, err)
+		}
+	}
 	l.datapath = "software (kernel and hardware-offload backends are not in this build)"
 	l.engine, err = software.Start(ctx, software.Options{
 		Plain: lc.Plain, Line: lc.Line, SecY: l.secy,

@@ -91,6 +91,12 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	// Fanout group ids are per network namespace; make them unique per
 	// process and engine.
 	base := uint16(os.Getpid()*7+int(fanoutSeq.Add(2))) | 1
+	if o.Workers == 1 {
+		// One socket per port needs no fanout group, and joining one
+		// fails while the port is down (a plaintext port held down by
+		// link-fault pass-through).
+		base = 0
+	}
 	err := o.Open(func() error {
 		for range o.Workers {
 			rp, err := afpacket.OpenRx(o.Plain, afpacket.RxOptions{FanoutGroup: base, Promiscuous: true})
@@ -98,7 +104,7 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 				return err
 			}
 			e.rxPlain = append(e.rxPlain, rp)
-			rl, err := afpacket.OpenRx(o.Line, afpacket.RxOptions{FanoutGroup: base + 1, Promiscuous: true})
+			rl, err := afpacket.OpenRx(o.Line, afpacket.RxOptions{FanoutGroup: lineGroup(base), Promiscuous: true})
 			if err != nil {
 				return err
 			}
@@ -131,6 +137,13 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	o.Log.Info("software datapath up", "plain", o.Plain, "line", o.Line, "workers", o.Workers,
 		"cipher", o.SecY.Config().Suite, "policy", map[bool]string{true: "should-secure", false: "must-secure"}[o.ShouldSecure])
 	return e, nil
+}
+
+func lineGroup(base uint16) uint16 {
+	if base == 0 {
+		return 0
+	}
+	return base + 1
 }
 
 // Stop stops the workers and closes the rings. After Stop nothing more
