@@ -70,6 +70,7 @@ bench-boot: image
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 10m ./offload/macsec/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10m ./firmware/mka/
 
 clean:
 	rm -rf build
