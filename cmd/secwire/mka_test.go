@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -70,9 +71,21 @@ func TestMKADaemonsSecureEverySuite(t *testing.T) {
 		t.Run(suite.String(), func(t *testing.T) {
 			tp := newTopo(t, suite)
 			chain := []config.CAKEntry{cak("secwire-lab", suite.KeyLen(), "5a")}
+			// A provider that filters the default group address and
+			// EtherType: with GCM-AES-256, MKPDUs go to broadcast with
+			// the alternate EtherType.
+			dst, et := []byte{0x01, 0x80, 0xc2, 0, 0, 3}, []byte{0x88, 0x8e}
+			var mutate func(*config.Link)
+			if suite == macsec.GCMAES256 {
+				dst, et = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, []byte{0x87, 0x6f}
+				mutate = func(l *config.Link) {
+					l.EAPOLEtherType = fmt.Sprintf("%#04x", altEAPOL)
+					l.MKA.Destination = "ff:ff:ff:ff:ff:ff"
+				}
+			}
 			stop := capture(t, tp.b, "line", filepath.Join(tp.dir, "line.pcapng"))
-			tp.start("a", tp.mkaConfig("a", chain, nil))
-			tp.start("b", tp.mkaConfig("b", chain, nil))
+			tp.start("a", tp.mkaConfig("a", chain, mutate))
+			tp.start("b", tp.mkaConfig("b", chain, mutate))
 			took := tp.waitMKA("CA secured", 10*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
 			t.Logf("%s: CA secured %s after both daemons were up", suite, took.Round(time.Millisecond))
 			if !tp.waitPing("10.9.0.2") || !tp.ping("10.9.0.2", 5) {
@@ -82,7 +95,10 @@ func TestMKADaemonsSecureEverySuite(t *testing.T) {
 			checkLine(t, frames)
 			eapol := 0
 			for _, f := range frames {
-				if f[12] == 0x88 && f[13] == 0x8e {
+				if bytes.Equal(f[12:14], et) {
+					if !bytes.Equal(f[:6], dst) {
+						t.Errorf("MKPDU to %x, want %x", f[:6], dst)
+					}
 					eapol++
 				}
 			}

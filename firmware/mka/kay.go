@@ -83,7 +83,6 @@ type KaY struct {
 	latest, old *sak
 	drops       map[Reason]uint64
 	stats       Counters
-	caDown      bool
 }
 
 // Counters are the KaY's own counters.

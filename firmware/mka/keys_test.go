@@ -154,3 +154,22 @@ func TestBadKeyLengths(t *testing.T) {
 		t.Error("short nonce accepted")
 	}
 }
+
+// NIST SP 800-38B D.3: AES-256 CMAC, the PRF a 256-bit CAK uses.
+func TestCMACAES256(t *testing.T) {
+	key := "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4"
+	msg := "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710"
+	for _, c := range []struct {
+		n   int
+		mac string
+	}{{0, "028962f61b7bf89efc6b551f4667d983"}, {16, "28a7023f452e8f82bd4bf28d8c37c35c"},
+		{40, "aaf3d8f1de5640c232f5b169b9c911e6"}, {64, "e1992190549f6ed5696a2c056c315410"}} {
+		got, err := cmac(unhex(t, key), unhex(t, msg)[:c.n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hex.EncodeToString(got[:]) != c.mac {
+			t.Errorf("%d-octet message: %x, want %s", c.n, got, c.mac)
+		}
+	}
+}
