@@ -350,6 +350,9 @@ func (m *MKPDU) decodeSet(typ, o2, o3 uint8, body []byte, xpnHi *[2]uint32, have
 				return derr(ReasonSuite, "unknown cipher suite %016x", id)
 			}
 			d.Wrapped = append([]byte(nil), body[12:]...)
+			if len(d.Wrapped) != d.Suite.KeyLen()+8 {
+				return derr(ReasonBadLength, "Distributed SAK wraps %d octets for %s, which needs %d", len(d.Wrapped)-8, d.Suite, d.Suite.KeyLen())
+			}
 		default:
 			return derr(ReasonBadLength, "Distributed SAK body of %d octets", len(body))
 		}
