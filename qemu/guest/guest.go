@@ -152,8 +152,13 @@ func pinnedKernel(logf func(string, ...any)) (*image.Kernel, error) {
 	return kernel, kernelErr
 }
 
-// result is the last line a Go test binary prints, or a crash.
-var result = regexp.MustCompile(`(?m)^(PASS|FAIL)\r?$|^panic: |Kernel panic`)
+// result matches the top-level test's verdict line, the last line a Go
+// test binary prints, or a crash. The verdict line counts because the
+// binary's final "PASS" can be lost: the kernel panics as soon as the
+// binary (init) exits, possibly before the console has sent the line.
+func result(name string) *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^--- (PASS|FAIL): ` + regexp.QuoteMeta(name) + ` \(|^(PASS|FAIL)\r?$|^panic: |Kernel panic`)
+}
 
 func runVM(t *testing.T, c Config) {
 	bin, err := buildTestBinary()
@@ -205,12 +210,12 @@ func runVM(t *testing.T, c Config) {
 		t.Fatal(err)
 	}
 	defer func() { vm.Stop(); log.close() }()
-	m, err := vm.Expect(result, timeout)
+	m, err := vm.Expect(result(t.Name()), timeout)
 	log.flush()
 	if err != nil {
 		t.Fatalf("guest test did not finish: %v", err)
 	}
-	if strings.TrimSpace(m) != "PASS" {
+	if v := strings.TrimSpace(m); v != "PASS" && !strings.HasPrefix(v, "--- PASS:") {
 		// Let a panic's stack reach the log before stopping.
 		time.Sleep(time.Second)
 		log.flush()
