@@ -212,6 +212,13 @@ func (l *Link) EAPOLTypes() []uint16 {
 	return t
 }
 
+// EAPOLSendType is the EtherType MKPDUs are sent with: the alternate one
+// when configured (the provider filters 0x888E), else 0x888E.
+func (l *Link) EAPOLSendType() uint16 {
+	t := l.EAPOLTypes()
+	return t[len(t)-1]
+}
+
 func or(s, def string) string {
 	if s == "" {
 		return def

@@ -53,11 +53,9 @@ func (m *MKA) KeyServerPriority() uint8 {
 	return uint8(*m.Priority)
 }
 
-// DestinationAddress is the configured or default MKPDU destination.
+// DestinationAddress is the configured MKPDU destination, nil for MKA's
+// default.
 func (m *MKA) DestinationAddress() net.HardwareAddr {
-	if m.Destination == "" {
-		return net.HardwareAddr{0x01, 0x80, 0xC2, 0x00, 0x00, 0x03}
-	}
 	a, _ := net.ParseMAC(m.Destination)
 	return a
 }

@@ -42,15 +42,16 @@ const (
 	setICVIndicator   = 255
 )
 
-// Group addresses an engineer may choose for MKPDUs (802.1X-2020 Table 11-1).
 var (
-	NearestBridge       = net.HardwareAddr{0x01, 0x80, 0xC2, 0x00, 0x00, 0x0E}
-	NearestCustomer     = net.HardwareAddr{0x01, 0x80, 0xC2, 0x00, 0x00, 0x00}
-	NearestNonTPMR      = net.HardwareAddr{0x01, 0x80, 0xC2, 0x00, 0x00, 0x03} // the default
-	DefaultDestination  = NearestNonTPMR
-	algorithmAgility    = [4]byte{0x00, 0x80, 0xC2, 0x01}
-	defaultSuiteWireLen = 28 // Distributed SAK body for GCM-AES-128: KN + wrapped 16-byte SAK
+	// DefaultDestination is the nearest non-TPMR bridge group address
+	// (802.1X-2020 Table 11-1), where MKPDUs go unless configured.
+	DefaultDestination = net.HardwareAddr{0x01, 0x80, 0xC2, 0x00, 0x00, 0x03}
+	algorithmAgility   = [4]byte{0x00, 0x80, 0xC2, 0x01}
 )
+
+// shortDistSAK is the Distributed SAK body of GCM-AES-128: the KN and the
+// wrapped 16-octet SAK, with no cipher suite.
+const shortDistSAK = 4 + 16 + 8
 
 // MI is a member identifier: 96 random bits naming one participant's
 // instance.
@@ -338,7 +339,7 @@ func (m *MKPDU) decodeSet(typ, o2, o3 uint8, body []byte, xpnHi *[2]uint32, have
 		d := &DistSAK{AN: o2 >> 6, Offset: (o2 >> 4) & 3}
 		switch {
 		case len(body) == 0:
-		case len(body) == defaultSuiteWireLen:
+		case len(body) == shortDistSAK:
 			d.KN = binary.BigEndian.Uint32(body)
 			d.Suite = macsec.GCMAES128
 			d.Wrapped = append([]byte(nil), body[4:]...)

@@ -28,8 +28,7 @@ import (
 // wpa_supplicant as key server, and ping must pass both ways through the
 // encrypted link. With different CAKs nothing may cross.
 func TestMKAInteropWithWPASupplicant(t *testing.T) {
-	mods := []string{"macsec", "veth", "gcm", "ghash-generic", "aesni-intel", "ghash-clmulni-intel"}
-	if guest.Run(t, guest.Config{Modules: mods, Files: []string{"/usr/bin/ip", "/usr/sbin/wpa_supplicant", "/usr/bin/ping"}, MemoryMB: 1024}) {
+	if guest.Run(t, guest.Config{Modules: guest.MACsecModules, Files: []string{"/usr/bin/ip", "/usr/sbin/wpa_supplicant", "/usr/bin/ping"}, MemoryMB: 1024}) {
 		return
 	}
 	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin:"+os.Getenv("PATH"))

@@ -334,12 +334,11 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 		start, end := e.Validity()
 		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
 	}
-	et := lc.EAPOLTypes()
 	return mka.New(mka.Options{
 		SecY: mka.Software{SecY: l.secy}, SCI: sci, MAC: mac,
 		Suite: lc.Suite(), Offset: lc.Offset, IntegrityOnly: lc.IntegrityOnly,
 		Priority: m.KeyServerPriority(), Keys: keys, Destination: m.DestinationAddress(),
-		EtherType: et[len(et)-1], ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
+		EtherType: lc.EAPOLSendType(), ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
 		Log: log,
 		Send: func(frame []byte) error {
 			if l.engine == nil {

@@ -26,10 +26,7 @@ import (
 // protects are validated by the codec, and frames the codec protects are
 // validated by the kernel, for all four cipher suites.
 func TestKernelCrossCheck(t *testing.T) {
-	// The kernel asks for "gcm(aes)" by name when an SA is added; with no
-	// modprobe in the guest, its modules are loaded up front.
-	mods := []string{"macsec", "veth", "gcm", "ghash-generic", "aesni-intel", "ghash-clmulni-intel"}
-	if guest.Run(t, guest.Config{Modules: mods, Files: []string{"/usr/bin/ip"}}) {
+	if guest.Run(t, guest.Config{Modules: guest.MACsecModules, Files: []string{"/usr/bin/ip"}}) {
 		return
 	}
 	for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {

@@ -45,6 +45,11 @@ type Config struct {
 	Extra    []string      // extra QEMU arguments (NICs for peer tests)
 }
 
+// MACsecModules are what the kernel's macsec driver needs on veths in a
+// guest: it asks for "gcm(aes)" by name when an SA is added, and with no
+// modprobe in the guest the crypto modules are loaded up front.
+var MACsecModules = []string{"macsec", "veth", "gcm", "ghash-generic", "aesni-intel", "ghash-clmulni-intel"}
+
 // Inside reports whether this process is the test binary inside a guest.
 func Inside() bool {
 	_, err := os.Stat(marker)
