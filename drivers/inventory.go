@@ -23,8 +23,12 @@ type Port struct {
 	SpeedMb int // -1 when unknown
 	// HWOffload is the NIC's ethtool feature macsec-hw-offload.
 	HWOffload bool
-	// Offload is the driver's capability from the table, if any.
+	// Offload is the driver's MAC offload capability from the table, if any.
 	Offload *Offload
+	// PHYDriver drives the port's PHY, when the kernel has a PHY device
+	// for it; PHYOffload is that driver's MACsec capability, if any.
+	PHYDriver  string
+	PHYOffload *Offload
 }
 
 var pciAddr = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
@@ -51,36 +55,9 @@ func Inventory(sysfs string) ([]Port, error) {
 	}
 	var ports []Port
 	for _, d := range dirs {
-		dev, err := filepath.EvalSymlinks(filepath.Join(d, "device"))
-		if err != nil {
-			continue
+		if p, ok := readPort(sysfs, d, et); ok {
+			ports = append(ports, p)
 		}
-		if readTrim(filepath.Join(d, "type")) != "1" { // ARPHRD_ETHER
-			continue
-		}
-		p := Port{Name: filepath.Base(d), MAC: readTrim(filepath.Join(d, "address")), SpeedMb: -1}
-		if drv, err := filepath.EvalSymlinks(filepath.Join(d, "device", "driver")); err == nil {
-			p.Driver = filepath.Base(drv)
-		}
-		for x := dev; x != "/" && x != "." && x != sysfs; x = filepath.Dir(x) {
-			if pciAddr.MatchString(filepath.Base(x)) {
-				p.PCI = filepath.Base(x)
-				break
-			}
-		}
-		p.Link = readTrim(filepath.Join(d, "carrier")) == "1"
-		if s, err := strconv.Atoi(readTrim(filepath.Join(d, "speed"))); err == nil && s > 0 {
-			p.SpeedMb = s
-		}
-		if o, ok := OffloadFor(p.Driver); ok {
-			p.Offload = &o
-		}
-		if et != nil {
-			if f, err := et.Features(p.Name); err == nil {
-				p.HWOffload = f["macsec-hw-offload"]
-			}
-		}
-		ports = append(ports, p)
 	}
 	sort.SliceStable(ports, func(i, j int) bool {
 		if ports[i].PCI != ports[j].PCI {
@@ -91,9 +68,67 @@ func Inventory(sysfs string) ([]Port, error) {
 	return ports, nil
 }
 
+// Lookup reads one port from sysfs, with its ethtool features when sysfs
+// is the live /sys.
+func Lookup(sysfs, name string) (Port, error) {
+	var et *ethtool.Ethtool
+	if sysfs == "/sys" {
+		et, _ = ethtool.NewEthtool()
+		if et != nil {
+			defer et.Close()
+		}
+	}
+	p, ok := readPort(sysfs, filepath.Join(sysfs, "class", "net", name), et)
+	if !ok {
+		return p, fmt.Errorf("%s is not a physical Ethernet port", name)
+	}
+	return p, nil
+}
+
+func readPort(sysfs, d string, et *ethtool.Ethtool) (Port, bool) {
+	dev, err := filepath.EvalSymlinks(filepath.Join(d, "device"))
+	if err != nil {
+		return Port{}, false
+	}
+	if readTrim(filepath.Join(d, "type")) != "1" { // ARPHRD_ETHER
+		return Port{}, false
+	}
+	p := Port{Name: filepath.Base(d), MAC: readTrim(filepath.Join(d, "address")), SpeedMb: -1}
+	if drv, err := filepath.EvalSymlinks(filepath.Join(d, "device", "driver")); err == nil {
+		p.Driver = filepath.Base(drv)
+	}
+	if drv, err := filepath.EvalSymlinks(filepath.Join(d, "phydev", "driver")); err == nil {
+		p.PHYDriver = filepath.Base(drv)
+		if o, ok := OffloadFor(p.PHYDriver); ok && o.Where == "phy" {
+			p.PHYOffload = &o
+		}
+	}
+	for x := dev; x != "/" && x != "." && x != sysfs; x = filepath.Dir(x) {
+		if pciAddr.MatchString(filepath.Base(x)) {
+			p.PCI = filepath.Base(x)
+			break
+		}
+	}
+	p.Link = readTrim(filepath.Join(d, "carrier")) == "1"
+	if s, err := strconv.Atoi(readTrim(filepath.Join(d, "speed"))); err == nil && s > 0 {
+		p.SpeedMb = s
+	}
+	if o, ok := OffloadFor(p.Driver); ok && o.Where == "mac" {
+		p.Offload = &o
+	}
+	if et != nil {
+		if f, err := et.Features(p.Name); err == nil {
+			p.HWOffload = f["macsec-hw-offload"]
+		}
+	}
+	return p, true
+}
+
 // OffloadSummary says in a few words what MACsec offload the port offers.
 func (p Port) OffloadSummary() string {
 	switch {
+	case p.Offload == nil && p.PHYOffload != nil:
+		return fmt.Sprintf("phy offload: %s", strings.Join(p.PHYOffload.Suites(), " "))
 	case p.Offload == nil:
 		return "none (software datapath)"
 	case !p.HWOffload:

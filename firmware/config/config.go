@@ -51,7 +51,8 @@ type Link struct {
 	// LinkFault passes a line fault to the plaintext port (default true):
 	// the plaintext port goes down while the line is down or unsecured.
 	LinkFault *bool `json:"link_fault_passthrough,omitempty"`
-	// Datapath is auto (default) or software.
+	// Datapath is the backend: auto (default: hardware offload, else
+	// kernel software, else the Go software datapath) or one of them forced.
 	Datapath string `json:"datapath,omitempty"`
 	// EAPOLEtherType is an alternate EtherType for EAPOL, besides 0x888E.
 	EAPOLEtherType string `json:"eapol_ethertype,omitempty"`
@@ -183,6 +184,26 @@ func (l *Link) ShouldSecure() bool { return l.Policy == "should-secure" }
 // LinkFaultPassthrough reports whether line faults take the plaintext port down.
 func (l *Link) LinkFaultPassthrough() bool { return l.LinkFault == nil || *l.LinkFault }
 
+// Datapaths are the datapath backends an operator can choose.
+var Datapaths = []string{"auto", "offload-mac", "offload-phy", "kernel", "software"}
+
+func validDatapath(d string) bool {
+	for _, v := range Datapaths {
+		if d == v {
+			return true
+		}
+	}
+	return d == ""
+}
+
+// DatapathChoice is the configured backend, "auto" when unset.
+func (l *Link) DatapathChoice() string {
+	if l.Datapath == "" {
+		return "auto"
+	}
+	return l.Datapath
+}
+
 // PlainMTU is the plaintext MTU.
 func (l *Link) PlainMTU() int {
 	if l.MTU == 0 {
@@ -290,10 +311,8 @@ func (c *Config) Check() Errors {
 		if l.MTU != 0 && (l.MTU < 576 || l.MTU > 9150) {
 			add(p+".mtu", "%d: want 576..9150 (the line needs up to 40 more)", l.MTU)
 		}
-		switch l.Datapath {
-		case "", "auto", "software":
-		default:
-			add(p+".datapath", "%q: want auto or software (kernel and offload backends are not in this build)", l.Datapath)
+		if !validDatapath(l.Datapath) {
+			add(p+".datapath", "%q: want one of %s", l.Datapath, strings.Join(Datapaths, ", "))
 		}
 		if _, err := parseEtherType(l.EAPOLEtherType); err != nil {
 			add(p+".eapol_ethertype", "%v", err)

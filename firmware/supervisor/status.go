@@ -1,13 +1,16 @@
 package supervisor
 
 import (
+	"encoding/binary"
 	"os"
-
-	"github.com/secwire/secwire/firmware/mka"
 	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/secwire/secwire/firmware/mka"
+	"github.com/secwire/secwire/offload/kernel"
+	"github.com/secwire/secwire/offload/macsec"
 )
 
 // Status is what the management plane shows. It never holds key
@@ -23,6 +26,7 @@ type LinkStatus struct {
 	Name             string      `json:"name"`
 	Plain            PortState   `json:"plain"`
 	Line             PortState   `json:"line"`
+	Backend          string      `json:"backend"` // offload-mac, offload-phy, kernel or software
 	Datapath         string      `json:"datapath"`
 	Policy           string      `json:"policy"`
 	InClear          bool        `json:"in_clear"` // should-secure and frames are crossing unprotected now
@@ -103,19 +107,23 @@ func (s *Supervisor) Status() Status {
 }
 
 func (l *link) status() LinkStatus {
-	c := l.secy.Config()
+	c := l.secyCfg
 	l.mu.Lock()
 	fault := l.fault
 	l.mu.Unlock()
 	ls := LinkStatus{
 		Name: l.cfg.Name, Plain: port(l.cfg.Plain), Line: port(l.cfg.Line),
-		Datapath: l.datapath, Policy: "must-secure", Fault: fault,
+		Backend: l.backend, Datapath: l.datapath, Policy: "must-secure", Fault: fault,
 		LineMTUNeeded: l.cfg.LineMTU(), Cipher: c.Suite.String(), SCI: c.SCI.String(),
 		SendSCI: c.SendSCI, Validate: c.Validate.String(), ReplayWindow: c.ReplayWindow,
 		Offset: c.Offset, IntegrityOnly: c.IntegrityOnly, VLANsInClear: l.cfg.VLANsInClear,
-		EncodingSA:   l.secy.EncodingSA(),
-		SecYCounters: counters(&l.secy.Stats), TxSCCounters: counters(&l.secy.TxSC),
-		DatapathCounters: counters(&l.engine.Stats),
+		EncodingSA: l.seam.EncodingSA(),
+	}
+	if l.kern != nil {
+		ls.LineMTUNeeded = l.cfg.PlainMTU() + kernelOverhead
+		l.kernelStatus(&ls)
+	} else {
+		l.softwareStatus(&ls)
 	}
 	if l.kay != nil {
 		m := l.kay.Status()
@@ -125,6 +133,13 @@ func (l *link) status() LinkStatus {
 		ls.Policy = "should-secure"
 		ls.InClear = !l.secured()
 	}
+	return ls
+}
+
+func (l *link) softwareStatus(ls *LinkStatus) {
+	ls.SecYCounters = counters(&l.secy.Stats)
+	ls.TxSCCounters = counters(&l.secy.TxSC)
+	ls.DatapathCounters = counters(&l.engine.Stats)
 	for an := range uint8(4) {
 		if sa := l.secy.TxSA(an); sa != nil {
 			ls.TxSAs = append(ls.TxSAs, SAState{AN: an, NextPN: sa.NextPN(), Key: sa.KeyFingerprint(), Counters: counters(&sa.Stats)})
@@ -139,7 +154,64 @@ func (l *link) status() LinkStatus {
 		}
 		ls.RxSCs = append(ls.RxSCs, scs)
 	}
-	return ls
+}
+
+// kernelStatus reads the kernel's counters under the names the software
+// datapath uses (IEEE 802.1AE's), so `show` reads the same either way.
+func (l *link) kernelStatus(ls *LinkStatus) {
+	st, err := l.kern.State()
+	if err != nil {
+		ls.Fault = strings.TrimSpace(ls.Fault + " (cannot read the kernel SecY: " + err.Error() + ")")
+		return
+	}
+	y := st.Stats
+	ls.SecYCounters = Counters{
+		{"OutPktsUntagged", y.OutPktsUntagged}, {"OutPktsTooLong", y.OutPktsTooLong},
+		{"InPktsUntagged", y.InPktsUntagged}, {"InPktsNoTag", y.InPktsNoTag},
+		{"InPktsBadTag", y.InPktsBadTag}, {"InPktsUnknownSCI", y.InPktsUnknownSCI},
+		{"InPktsNoSCI", y.InPktsNoSCI}, {"InPktsOverrun", y.InPktsOverrun},
+	}
+	t := st.TxSC
+	ls.TxSCCounters = Counters{
+		{"OutPktsProtected", t.OutPktsProtected}, {"OutPktsEncrypted", t.OutPktsEncrypted},
+		{"OutOctetsProtected", t.OutOctetsProtected}, {"OutOctetsEncrypted", t.OutOctetsEncrypted},
+	}
+	ls.DatapathCounters = Counters{
+		{"PlainIn", ifStat(l.cfg.Plain, "rx_packets")}, {"LineIn", ifStat(l.cfg.Line, "rx_packets")},
+		{"PlainOut", ifStat(l.cfg.Plain, "tx_packets")}, {"LineOut", ifStat(l.cfg.Line, "tx_packets")},
+		{"ToKeyAgreement", l.kern.EAPOLIn()},
+	}
+	for _, sa := range st.TxSAs {
+		ls.TxSAs = append(ls.TxSAs, SAState{AN: sa.AN, NextPN: sa.PN, Key: kernel.Fingerprint(sa.KeyID), Counters: Counters{
+			{"OutPktsProtected", uint64(sa.Stats.OutPktsProtected)}, {"OutPktsEncrypted", uint64(sa.Stats.OutPktsEncrypted)},
+		}})
+	}
+	for _, sc := range st.RxSCs {
+		r := sc.Stats
+		scs := SCState{SCI: macsec.SCI(binary.BigEndian.Uint64(sc.SCI[:])).String(), Counters: Counters{
+			{"InPktsUnchecked", r.InPktsUnchecked}, {"InPktsDelayed", r.InPktsDelayed}, {"InPktsLate", r.InPktsLate},
+			{"InPktsNotUsingSA", r.InPktsNotUsingSA}, {"InPktsUnusedSA", r.InPktsUnusedSA},
+			{"InOctetsValidated", r.InOctetsValidated}, {"InOctetsDecrypted", r.InOctetsDecrypted},
+			{"InPktsOK", r.InPktsOK}, {"InPktsInvalid", r.InPktsInvalid}, {"InPktsNotValid", r.InPktsNotValid},
+		}}
+		for _, sa := range sc.SAs {
+			low := uint64(1)
+			if sa.PN > uint64(st.Window)+1 {
+				low = sa.PN - uint64(st.Window)
+			}
+			scs.SAs = append(scs.SAs, SAState{AN: sa.AN, NextPN: sa.PN, LowestPN: low, Key: kernel.Fingerprint(sa.KeyID), Counters: Counters{
+				{"InPktsOK", uint64(sa.Stats.InPktsOK)}, {"InPktsInvalid", uint64(sa.Stats.InPktsInvalid)},
+				{"InPktsNotValid", uint64(sa.Stats.InPktsNotValid)}, {"InPktsNotUsingSA", uint64(sa.Stats.InPktsNotUsingSA)},
+				{"InPktsUnusedSA", uint64(sa.Stats.InPktsUnusedSA)},
+			}})
+		}
+		ls.RxSCs = append(ls.RxSCs, scs)
+	}
+}
+
+func ifStat(name, stat string) uint64 {
+	b, _ := os.ReadFile("/sys/class/net/" + name + "/statistics/" + stat)
+	return uint64(atoi(strings.TrimSpace(string(b))))
 }
 
 func port(name string) PortState {

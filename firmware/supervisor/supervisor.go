@@ -20,6 +20,7 @@ import (
 
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/mka"
+	"github.com/secwire/secwire/offload/kernel"
 	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/software"
 )
@@ -43,10 +44,17 @@ type Supervisor struct {
 }
 
 type link struct {
-	cfg      config.Link
+	cfg     config.Link
+	secyCfg macsec.Config
+	// Exactly one backend runs the link: the Go codec and engine, or a
+	// kernel macsec link (kernel software or offloaded). seam is the one
+	// MKA and static keys drive.
 	secy     *macsec.SecY
 	engine   *software.Engine
-	datapath string // which backend runs it, and why
+	kern     *kernel.Datapath
+	seam     mka.SecY
+	backend  string // offload-mac, offload-phy, kernel or software
+	datapath string // the backend and why others were not used
 	lineMTU  int
 	guard    *pnGuard // static keys: no PN reuse across restarts
 	kay      *mka.KaY // MKA links
@@ -90,18 +98,29 @@ func (s *Supervisor) Stop() {
 	s.cancel()
 	s.wg.Wait()
 	for _, l := range s.links {
-		l.engine.Stop()
-		if l.cfg.LinkFaultPassthrough() {
-			setLink(l.cfg.Plain, false)
-		}
-		for an := range uint8(4) {
-			l.secy.DeleteTxSA(an)
-		}
-		for _, sc := range l.secy.RxSCs() {
-			l.secy.DeleteRxSC(sc.SCI)
-		}
+		l.stop()
 	}
 	s.links = nil
+}
+
+// stop stops the link's datapath and forgets its keys.
+func (l *link) stop() {
+	if l.cfg.LinkFaultPassthrough() {
+		setLink(l.cfg.Plain, false)
+	}
+	if l.kern != nil {
+		l.kern.Stop() // the kernel forgets the SAs with the macsec link
+		return
+	}
+	if l.engine != nil {
+		l.engine.Stop()
+	}
+	for an := range uint8(4) {
+		l.secy.DeleteTxSA(an)
+	}
+	for _, sc := range l.secy.RxSCs() {
+		l.secy.DeleteRxSC(sc.SCI)
+	}
 }
 
 func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, error) {
@@ -130,16 +149,14 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 	if plain.MTU > lc.PlainMTU() {
 		log.Warn(fmt.Sprintf("plaintext port %s: MTU %d is above the link's %d; longer frames are dropped and counted", lc.Plain, plain.MTU, lc.PlainMTU()))
 	}
-	suite := lc.Suite()
 	sci := macsec.MakeSCI(line.HardwareAddr, 1)
 	if lc.Static != nil && lc.Static.SCI != "" {
 		sci, _ = macsec.ParseSCI(lc.Static.SCI)
 	}
-	window := lc.ReplayWindow
-	l.secy, err = macsec.NewSecY(macsec.Config{
-		Suite: suite, SCI: sci, SendSCI: lc.SendsSCI(), EndStation: !lc.SendsSCI(),
+	l.secyCfg = macsec.Config{
+		Suite: lc.Suite(), SCI: sci, SendSCI: lc.SendsSCI(), EndStation: !lc.SendsSCI(),
 		IntegrityOnly: lc.IntegrityOnly, Offset: lc.Offset,
-		Validate: lc.ValidateMode(), ReplayWindow: window,
+		Validate: lc.ValidateMode(), ReplayWindow: lc.ReplayWindow,
 		// Room for up to two customer VLAN tags inside the protected frame.
 		MaxFrame:     lc.PlainMTU() + 14 + 8,
 		MaxProtected: l.lineMTU + 14 + 8 - 4*lc.VLANsInClear,
@@ -148,36 +165,51 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 				log.Warn("transmit SA passed its PN threshold: install a new SAK", "an", an, "pn", pn)
 			} // with MKA the key server sees it and distributes a new SAK
 		},
-	})
-	if err != nil {
+	}
+	if err := s.startDatapath(ctx, l, log); err != nil {
 		return nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			l.stop()
+		}
+	}()
+	log.Info("datapath", "backend", l.backend, "detail", l.datapath)
 	if err := s.installStatic(l, lc); err != nil {
 		return nil, err
 	}
-	var onEAPOL func([]byte)
 	if lc.MKA != nil {
 		if l.kay, err = newKaY(l, lc, line.HardwareAddr, sci, log); err != nil {
 			return nil, err
 		}
-		onEAPOL = l.kay.Receive
 	}
-	if lc.Workers > 1 {
-		// Workers share each port through a fanout group, which a down
-		// port cannot join; the watch loop holds it down again at once
-		// if the link is not secured.
-		if err := setLink(lc.Plain, true); err != nil {
-			return nil, fmt.Errorf("plaintext port %s: cannot bring it up: %w", lc.Plain, err)
+	onEAPOL := func(frame []byte) {
+		if l.kay != nil {
+			l.kay.Receive(frame)
 		}
 	}
-	l.datapath = "software (kernel and hardware-offload backends are not in this build)"
-	l.engine, err = software.Start(ctx, software.Options{
-		Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
-		VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
-		EAPOLTypes: lc.EAPOLTypes(), OnEAPOL: onEAPOL, Workers: lc.Workers, Log: log,
-	})
-	if err != nil {
-		return nil, err
+	if l.kern != nil {
+		if err := l.kern.ListenEAPOL(ctx, lc.EAPOLTypes(), onEAPOL); err != nil {
+			return nil, err
+		}
+	} else {
+		if lc.Workers > 1 {
+			// Workers share each port through a fanout group, which a down
+			// port cannot join; the watch loop holds it down again at once
+			// if the link is not secured.
+			if err := setLink(lc.Plain, true); err != nil {
+				return nil, fmt.Errorf("plaintext port %s: cannot bring it up: %w", lc.Plain, err)
+			}
+		}
+		l.engine, err = software.Start(ctx, software.Options{
+			Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
+			VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
+			EAPOLTypes: lc.EAPOLTypes(), OnEAPOL: onEAPOL, Workers: lc.Workers, Log: log,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if l.kay != nil {
 		s.wg.Add(1)
@@ -186,11 +218,12 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 	if lc.ShouldSecure() {
 		log.Warn("policy should-secure: frames cross IN CLEAR whenever no SA is up")
 	}
+	ok = true
 	return l, nil
 }
 
 func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
-	s := l.secy
+	s := l.seam
 	st := lc.Static
 	if st == nil {
 		return nil
@@ -201,7 +234,7 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 		return fmt.Errorf("static_keys.tx: %w", err)
 	}
 	configured := tx.PN
-	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, s.Config().SCI, tx.AN, tx.Key, tx.PN)
+	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, l.secyCfg.SCI, tx.AN, tx.Key, tx.PN)
 	if err != nil {
 		return err
 	}
@@ -216,7 +249,6 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 	}
 	for i, sc := range st.RX {
 		sci, _ := macsec.ParseSCI(sc.SCI)
-		s.AddRxSC(sci)
 		for j, sa := range sc.SAs {
 			p, err := sa.Params(suite)
 			if err != nil {
@@ -271,18 +303,30 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 			return
 		case <-t.C:
 		}
-		if err := l.engine.Err(); err != nil {
+		if err := l.datapathErr(); err != nil {
 			log.Error("datapath failed", "err", err)
 		}
-		if sa := l.secy.TxSA(uint8(max(l.secy.EncodingSA(), 0))); sa != nil && l.guard != nil {
-			if err := l.guard.check(sa.NextPN()); err != nil {
-				log.Error("cannot record the transmit PN ceiling; a restart could reuse PNs", "err", err)
+		if enc := l.seam.EncodingSA(); enc >= 0 && l.guard != nil {
+			if pn := l.seam.TxNextPN(uint8(enc)); pn != 0 {
+				if err := l.guard.check(pn); err != nil {
+					log.Error("cannot record the transmit PN ceiling; a restart could reuse PNs", "err", err)
+				}
 			}
 		}
 	}
 }
 
+func (l *link) datapathErr() error {
+	if l.kern != nil {
+		return l.kern.Err()
+	}
+	return l.engine.Err()
+}
+
 func (l *link) secured() bool {
+	if l.kern != nil {
+		return l.kern.Secured()
+	}
 	if l.secy.TxSA(uint8(l.secy.EncodingSA())) == nil {
 		return false
 	}
@@ -335,12 +379,15 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
 	}
 	return mka.New(mka.Options{
-		SecY: mka.Software{SecY: l.secy}, SCI: sci, MAC: mac,
+		SecY: l.seam, SCI: sci, MAC: mac,
 		Suite: lc.Suite(), Offset: lc.Offset, IntegrityOnly: lc.IntegrityOnly,
 		Priority: m.KeyServerPriority(), Keys: keys, Destination: m.DestinationAddress(),
 		EtherType: lc.EAPOLSendType(), ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
 		Log: log,
 		Send: func(frame []byte) error {
+			if l.kern != nil {
+				return l.kern.SendEAPOL(frame)
+			}
 			if l.engine == nil {
 				return errors.New("datapath not started")
 			}
