@@ -78,9 +78,13 @@ func Lookup(sysfs, name string) (Port, error) {
 			defer et.Close()
 		}
 	}
-	p, ok := readPort(sysfs, filepath.Join(sysfs, "class", "net", name), et)
+	d := filepath.Join(sysfs, "class", "net", name)
+	if _, err := os.Stat(d); err != nil {
+		return Port{}, fmt.Errorf("no interface %s", name)
+	}
+	p, ok := readPort(sysfs, d, et)
 	if !ok {
-		return p, fmt.Errorf("%s is not a physical Ethernet port", name)
+		return p, fmt.Errorf("%s is a virtual interface, not a NIC", name)
 	}
 	return p, nil
 }

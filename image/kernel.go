@@ -124,3 +124,23 @@ func fileSHA256(p string) (string, error) {
 func Cmdline(b *drivers.Board) string {
 	return b.ConsoleArg() + " panic=10 loglevel=4"
 }
+
+// TestKernelPath is where image/testkernel/build.sh leaves the netdevsim
+// test kernel: keyed by the pinned source version and the files that
+// decide the build, exactly as image/testkernel/path.sh computes it.
+func TestKernelPath(root string) (string, error) {
+	pin, err := LoadKernelPin(filepath.Join(root, "image", "kernel.json"))
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, f := range []string{"image/kernel.json", "image/testkernel/netdevsim.config", "image/testkernel/source.sha256"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	key := hex.EncodeToString(h.Sum(nil))[:12]
+	return filepath.Join(root, ".cache", "testkernel", pin.Version+"-"+key, "bzImage"), nil
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/secwire/secwire/internal/netns"
 	"github.com/secwire/secwire/offload/afpacket"
 	"github.com/secwire/secwire/offload/macsec"
+	"github.com/secwire/secwire/qemu/guest"
 )
 
 // These tests run the real binary as two daemons in network namespaces:
@@ -36,6 +37,9 @@ var (
 
 func secwireBinary(t *testing.T) string {
 	t.Helper()
+	if guest.Inside() {
+		return guestBinary
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "secwire-bin-")
 		if err != nil {
@@ -79,6 +83,12 @@ func needTools(t *testing.T, tools ...string) {
 func newTopo(t *testing.T, suite macsec.CipherSuite) *topo {
 	t.Helper()
 	needTools(t, "ip", "ping", "iperf3", "tshark", "ethtool")
+	return newTopoNoTools(t, suite)
+}
+
+// newTopoNoTools builds the topology with ip, ping and ethtool only.
+func newTopoNoTools(t *testing.T, suite macsec.CipherSuite) *topo {
+	t.Helper()
 	tp := &topo{t: t, dir: t.TempDir(), daemons: map[string]*exec.Cmd{}, suite: suite,
 		macA: "02:5e:00:00:0a:01", macB: "02:5e:00:00:0b:01"}
 	tp.keyA = strings.Repeat("a1", suite.KeyLen())

@@ -46,7 +46,7 @@ done
 jobs=$(nproc)
 echo "testkernel: building bzImage with $jobs jobs (about 4 minutes on 2 cores); progress every 100 files" >&2
 start=$(date +%s)
-make -C "$src" ARCH=x86_64 -j"$jobs" bzImage 2>&1 | awk '/^  (CC|AS|LD|AR)/ { n++; if (n % 100 == 0) { printf "testkernel: %d files compiled\n", n; fflush() } } /error|Error/ { print }' >&2
+make -C "$src" ARCH=x86_64 -j"$jobs" bzImage 2>&1 | awk '/^  (CC|AS|LD|AR)/ { n++; if (n % 100 == 0) { printf "testkernel: %d files compiled\n", n; fflush() } } /error:|Error [0-9]/ { print }' >&2
 test -f "$src/arch/x86/boot/bzImage" || { echo "testkernel: build failed; rerun with: make -C $src ARCH=x86_64 bzImage" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
 cp "$src/arch/x86/boot/bzImage" "$out.tmp" && mv "$out.tmp" "$out"

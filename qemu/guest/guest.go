@@ -43,6 +43,26 @@ type Config struct {
 	MemoryMB int           // default 768
 	Timeout  time.Duration // whole VM run, default 10 minutes
 	Extra    []string      // extra QEMU arguments (NICs for peer tests)
+	// Kernel boots this kernel image instead of the pinned Debian one;
+	// it must have every driver the test needs built in (Modules empty).
+	Kernel string
+}
+
+// NetdevsimKernel is the test kernel with netdevsim's MACsec offload
+// (image/testkernel), or an error saying how to build it.
+func NetdevsimKernel() (string, error) {
+	root, err := qemu.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	p, err := image.TestKernelPath(root)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("netdevsim test kernel %s is not built: `make testkernel` builds it (make test does)", p)
+	}
+	return p, nil
 }
 
 // MACsecModules are what the kernel's macsec driver needs on veths in a
@@ -201,8 +221,12 @@ func runVM(t *testing.T, c Config) {
 	if mem == 0 {
 		mem = 768
 	}
+	vmlinuz := k.Vmlinuz
+	if c.Kernel != "" {
+		vmlinuz = c.Kernel
+	}
 	spec := qemu.Spec{
-		Boot: qemu.BootKernel, Kernel: k.Vmlinuz, Initramfs: initrd, NoPorts: true, MemoryMB: mem,
+		Boot: qemu.BootKernel, Kernel: vmlinuz, Initramfs: initrd, NoPorts: true, MemoryMB: mem,
 		// panic=-1 and -no-reboot: if the test binary dies, QEMU exits.
 		Cmdline: "console=ttyS0 panic=-1 loglevel=4",
 		Extra:   append([]string{"-no-reboot"}, c.Extra...),

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"encoding/binary"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/ctl"
+	"github.com/secwire/secwire/firmware/mka"
+	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/internal/netns"
+	"github.com/secwire/secwire/offload/macsec"
+	"github.com/secwire/secwire/qemu"
+	"github.com/secwire/secwire/qemu/guest"
+)
+
+// guestBinary is where kernel-datapath tests find the daemon in a guest.
+const guestBinary = "/bin/secwire"
+
+// runInGuest boots the pinned Debian kernel with its macsec driver and
+// runs the calling test there with the secwire binary, ip, ping and
+// ethtool. It returns true on the host.
+func runInGuest(t *testing.T) bool {
+	t.Helper()
+	var files []string
+	if !guest.Inside() {
+		root, err := qemu.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(root, "build", "guest", "secwire")
+		cmd := exec.Command("go", "build", "-o", bin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		files = []string{bin + ":" + guestBinary[1:], "/usr/bin/ip", "/usr/bin/ping", "/usr/sbin/ethtool"}
+	}
+	if guest.Run(t, guest.Config{Modules: append(guest.MACsecModules, "bridge"), Files: files, MemoryMB: 1024, Timeout: 15 * time.Minute}) {
+		return true
+	}
+	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin:"+os.Getenv("PATH"))
+	os.MkdirAll("/run/netns", 0o755)
+	for _, f := range []string{"all", "default"} {
+		os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/disable_ipv6", []byte("1"), 0o644)
+	}
+	return false
+}
+
+// linkStatus reads side's link through the management socket.
+func (tp *topo) linkStatus(side string) supervisor.LinkStatus {
+	tp.t.Helper()
+	st, err := ctl.Status(tp.socket(side))
+	if err != nil || len(st.Links) != 1 {
+		tp.t.Fatalf("status of %s: %v\n%s", side, err, tp.log(side))
+	}
+	return st.Links[0]
+}
+
+func counter(cs supervisor.Counters, name string) uint64 {
+	for _, c := range cs {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return 0
+}
+
+// rawCapture records every frame on ifname in ns (a packet socket opened
+// inside the namespace) until stop is called; it needs no tshark.
+func rawCapture(t *testing.T, ns *netns.NS, ifname string) (stop func() [][]byte) {
+	t.Helper()
+	var fd int
+	err := ns.Do(func() error {
+		ifc, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index})
+	})
+	if err != nil {
+		t.Fatalf("capture on %s: %v", ifname, err)
+	}
+	tv := unix.Timeval{Usec: 100_000}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	var mu sync.Mutex
+	var frames [][]byte
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		buf := make([]byte, 65536)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			frames = append(frames, append([]byte(nil), buf[:n]...))
+			mu.Unlock()
+		}
+	}()
+	return func() [][]byte {
+		time.Sleep(300 * time.Millisecond)
+		close(done)
+		<-finished
+		unix.Close(fd)
+		mu.Lock()
+		defer mu.Unlock()
+		return frames
+	}
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestKernelDatapathStaticKeys runs two appliances on the kernel's macsec
+// driver (datapath auto picks it: veths have no offload) with static keys,
+// for every cipher suite, in a QEMU guest. Ping crosses; the line carries
+// only MACsec with no plaintext marker; the kernel's counters appear in
+// the status under the IEEE names.
+func TestKernelDatapathStaticKeys(t *testing.T) {
+	if runInGuest(t) {
+		return
+	}
+	for _, suite := range macsec.CipherSuites {
+		t.Run(suite.String(), func(t *testing.T) {
+			tp := newTopoNoTools(t, suite)
+			for _, side := range []string{"a", "b"} {
+				rx := tp.keyB
+				if side == "b" {
+					rx = tp.keyA
+				}
+				tp.start(side, tp.config(side, rx, func(l *config.Link) { l.Workers = 0 }))
+			}
+			st := tp.linkStatus("a")
+			if st.Backend != "kernel" {
+				t.Fatalf("backend %q (%s), want kernel", st.Backend, st.Datapath)
+			}
+			t.Logf("show: datapath %s", st.Datapath)
+			stop := rawCapture(t, tp.b, "line")
+			if !tp.waitPing("10.9.0.2") {
+				t.Fatalf("no ping through two kernel datapaths\nA:\n%s\nB:\n%s", tp.log("a"), tp.log("b"))
+			}
+			if !tp.ping("10.9.0.2", 5) {
+				t.Fatal("ping lost frames")
+			}
+			frames := stop()
+			if len(frames) < 10 {
+				t.Fatalf("captured only %d frames on the line", len(frames))
+			}
+			checkLine(t, frames)
+			for _, f := range frames {
+				if binary.BigEndian.Uint16(f[12:]) != macsec.EtherType {
+					t.Fatalf("non-MACsec frame on a static-key line: %x", f[:min(len(f), 32)])
+				}
+			}
+			st = tp.linkStatus("a")
+			if n := counter(st.TxSCCounters, "OutPktsEncrypted"); n < 6 {
+				t.Errorf("kernel OutPktsEncrypted = %d", n)
+			}
+			if len(st.RxSCs) != 1 || len(st.RxSCs[0].SAs) != 1 || counter(st.RxSCs[0].SAs[0].Counters, "InPktsOK") < 6 {
+				t.Errorf("kernel receive SA counters: %+v", st.RxSCs)
+			}
+			if len(st.TxSAs) != 1 || st.TxSAs[0].NextPN < 7 || !strings.HasPrefix(st.TxSAs[0].Key, "sha256:") {
+				t.Errorf("kernel transmit SA: %+v", st.TxSAs)
+			}
+			// Stopping the daemon removes the macsec link and bridge.
+			tp.stop("a")
+			out, _ := tp.a.Command("ip", "-o", "link", "show").CombinedOutput()
+			if strings.Contains(string(out), "macsec") || strings.Contains(string(out), "brms") {
+				t.Errorf("links left after stop:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestKernelDatapathMKA keys the kernel datapath with MKA: every suite
+// secures and passes traffic, a rekey loses nothing, and with a different
+// CAK nothing crosses (the plaintext port stays down, the line carries
+// only MKPDUs). One case pairs the kernel datapath with the Go one.
+func TestKernelDatapathMKA(t *testing.T) {
+	if runInGuest(t) {
+		return
+	}
+	type tc struct {
+		suite     macsec.CipherSuite
+		bDatapath string
+	}
+	var cases []tc
+	for _, s := range macsec.CipherSuites {
+		cases = append(cases, tc{s, "auto"})
+	}
+	cases = append(cases, tc{macsec.GCMAESXPN256, "software"})
+	for _, c := range cases {
+		t.Run(c.suite.String()+"/b-"+c.bDatapath, func(t *testing.T) {
+			tp := newTopoNoTools(t, c.suite)
+			chain := []config.CAKEntry{cak("kernel-ca", c.suite.KeyLen(), "4b")}
+			tp.start("a", tp.mkaConfig("a", chain, nil))
+			tp.start("b", tp.mkaConfig("b", chain, func(l *config.Link) { l.Datapath = c.bDatapath }))
+			took := tp.waitMKA("CA secured", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+			t.Logf("secured in %s; A: %s; B: %s", took.Round(time.Millisecond), tp.linkStatus("a").Datapath, tp.linkStatus("b").Datapath)
+			if b := tp.linkStatus("a").Backend; b != "kernel" {
+				t.Fatalf("A runs %q, want kernel", b)
+			}
+			if b := tp.linkStatus("b").Backend; (c.bDatapath == "software") != (b == "software") {
+				t.Fatalf("B runs %q for datapath %s", b, c.bDatapath)
+			}
+			if !tp.waitPing("10.9.0.2") {
+				t.Fatalf("no ping\nA:\n%s\nB:\n%s", tp.log("a"), tp.log("b"))
+			}
+			kn := tp.mkaStatus("a").Latest.KN
+			flow := tp.pingFlow(400) // 4 s at 100 pps
+			time.Sleep(time.Second)
+			if err := ctl.Rekey(tp.socket("a"), "link0"); err != nil {
+				t.Fatalf("rekey: %v", err)
+			}
+			tp.waitMKA("new SAK in use", 15*time.Second, func(a, b *mka.Status) bool {
+				return secured(a) && secured(b) && a.Latest.KN > kn && a.Old == nil && b.Old == nil
+			})
+			sent, got := flow()
+			t.Logf("rekey under a 100 pps ping: %d/%d received", got, sent)
+			if got != sent {
+				t.Errorf("lost %d of %d pings across a rekey on the kernel datapath", sent-got, sent)
+			}
+		})
+	}
+	t.Run("CAK mismatch", func(t *testing.T) {
+		tp := newTopoNoTools(t, macsec.GCMAES128)
+		tp.start("a", tp.mkaConfig("a", []config.CAKEntry{cak("kernel-ca", 16, "4b")}, nil))
+		tp.start("b", tp.mkaConfig("b", []config.CAKEntry{cak("kernel-ca", 16, "5c")}, nil))
+		stop := rawCapture(t, tp.b, "line")
+		if tp.ping("10.9.0.2", 3) {
+			t.Fatal("ping crossed with different CAKs")
+		}
+		time.Sleep(4 * time.Second)
+		frames := stop()
+		checkLine(t, frames)
+		for _, f := range frames {
+			if et := binary.BigEndian.Uint16(f[12:]); et != 0x888e {
+				t.Fatalf("frame other than an MKPDU on the line with no CA: %#04x", et)
+			}
+		}
+		st := tp.linkStatus("a")
+		if st.Backend != "kernel" || st.EncodingSA != -1 || st.Plain.Up {
+			t.Errorf("backend %s, encoding SA %d, plaintext port up %v", st.Backend, st.EncodingSA, st.Plain.Up)
+		}
+		if n := counter(st.DatapathCounters, "LineOut"); n != 0 {
+			t.Errorf("LineOut = %d with no CA", n)
+		}
+		if st.MKA.Drops[0].Reason != "bad-icv" || st.MKA.Drops[0].Count == 0 {
+			t.Errorf("bad ICVs not counted: %+v", st.MKA.Drops)
+		}
+	})
+}
+
+// TestKernelDatapathAgainstIPMACsec runs one appliance on the kernel
+// datapath against a peer keyed by hand with iproute2's `ip macsec`
+// (static keys, every suite): the peer is configured through iproute2,
+// not through secwire's netlink client.
+func TestKernelDatapathAgainstIPMACsec(t *testing.T) {
+	if runInGuest(t) {
+		return
+	}
+	for _, suite := range macsec.CipherSuites {
+		t.Run(suite.String(), func(t *testing.T) {
+			tp := newTopoNoTools(t, suite)
+			// B is the hand-keyed peer: no daemon, a macsec link on its line
+			// port with 10.9.0.2, instead of the h2 host.
+			ip := func(args ...string) {
+				t.Helper()
+				if out, err := tp.b.Command("ip", args...).CombinedOutput(); err != nil {
+					t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+			}
+			ip("link", "add", "link", "line", "macsec0", "type", "macsec", "port", "1", "cipher", suite.String(),
+				"encrypt", "on", "send_sci", "on", "replay", "on", "window", "64")
+			xpn := func(ssci string) []string {
+				if suite.XPN() {
+					return []string{"ssci", ssci, "salt", "0102030405060708090a0b0c"}
+				}
+				return nil
+			}
+			ip(append(append([]string{"macsec", "add", "macsec0", "tx", "sa", "0", "pn", "1", "on"}, xpn("2")...), "key", "01", tp.keyB)...)
+			ip("macsec", "add", "macsec0", "rx", "port", "1", "address", tp.macA)
+			ip(append(append([]string{"macsec", "add", "macsec0", "rx", "port", "1", "address", tp.macA, "sa", "0", "pn", "1", "on"}, xpn("1")...), "key", "02", tp.keyA)...)
+			ip("addr", "add", "10.9.0.2/24", "dev", "macsec0")
+			ip("link", "set", "macsec0", "up")
+			tp.start("a", tp.config("a", tp.keyB, func(l *config.Link) { l.Workers = 0 }))
+			if st := tp.linkStatus("a"); st.Backend != "kernel" {
+				t.Fatalf("backend %q", st.Backend)
+			}
+			stop := rawCapture(t, tp.b, "line")
+			if !tp.waitPing("10.9.0.2") {
+				out, _ := tp.b.Command("ip", "-s", "macsec", "show").CombinedOutput()
+				t.Fatalf("no ping to the ip-macsec peer\n%s\nA:\n%s", out, tp.log("a"))
+			}
+			checkLine(t, stop())
+		})
+	}
+}
