@@ -292,15 +292,15 @@ func TestKernelDatapathAgainstIPMACsec(t *testing.T) {
 			}
 			ip("link", "add", "link", "line", "macsec0", "type", "macsec", "port", "1", "cipher", suite.String(),
 				"encrypt", "on", "send_sci", "on", "replay", "on", "window", "64")
-			xpn := func(ssci string) []string {
+			sa := func(ssci string) []string {
 				if suite.XPN() {
-					return []string{"ssci", ssci, "salt", "0102030405060708090a0b0c"}
+					return []string{"xpn", "1", "ssci", ssci, "salt", "0102030405060708090a0b0c", "on"}
 				}
-				return nil
+				return []string{"pn", "1", "on"}
 			}
-			ip(append(append([]string{"macsec", "add", "macsec0", "tx", "sa", "0", "pn", "1", "on"}, xpn("2")...), "key", "01", tp.keyB)...)
+			ip(append(append([]string{"macsec", "add", "macsec0", "tx", "sa", "0"}, sa("2")...), "key", "01", tp.keyB)...)
 			ip("macsec", "add", "macsec0", "rx", "port", "1", "address", tp.macA)
-			ip(append(append([]string{"macsec", "add", "macsec0", "rx", "port", "1", "address", tp.macA, "sa", "0", "pn", "1", "on"}, xpn("1")...), "key", "02", tp.keyA)...)
+			ip(append(append([]string{"macsec", "add", "macsec0", "rx", "port", "1", "address", tp.macA, "sa", "0"}, sa("1")...), "key", "02", tp.keyA)...)
 			ip("addr", "add", "10.9.0.2/24", "dev", "macsec0")
 			ip("link", "set", "macsec0", "up")
 			tp.start("a", tp.config("a", tp.keyB, func(l *config.Link) { l.Workers = 0 }))

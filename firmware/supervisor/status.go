@@ -176,10 +176,14 @@ func (l *link) kernelStatus(ls *LinkStatus) {
 		{"OutPktsProtected", t.OutPktsProtected}, {"OutPktsEncrypted", t.OutPktsEncrypted},
 		{"OutOctetsProtected", t.OutOctetsProtected}, {"OutOctetsEncrypted", t.OutOctetsEncrypted},
 	}
+	// As in the software datapath, LineIn/LineOut count data frames that
+	// the SecY validated or protected (the macsec link's own counters),
+	// not key agreement frames.
+	ms := l.kern.Name()
 	ls.DatapathCounters = Counters{
-		{"PlainIn", ifStat(l.cfg.Plain, "rx_packets")}, {"LineIn", ifStat(l.cfg.Line, "rx_packets")},
-		{"PlainOut", ifStat(l.cfg.Plain, "tx_packets")}, {"LineOut", ifStat(l.cfg.Line, "tx_packets")},
-		{"ToKeyAgreement", l.kern.EAPOLIn()},
+		{"PlainIn", ifStat(l.cfg.Plain, "rx_packets")}, {"LineIn", ifStat(ms, "rx_packets")},
+		{"PlainOut", ifStat(l.cfg.Plain, "tx_packets")}, {"LineOut", ifStat(ms, "tx_packets")},
+		{"ToKeyAgreement", l.kern.EAPOLIn()}, {"DroppedNoSA", ifStat(ms, "tx_dropped")},
 	}
 	for _, sa := range st.TxSAs {
 		ls.TxSAs = append(ls.TxSAs, SAState{AN: sa.AN, NextPN: sa.PN, Key: kernel.Fingerprint(sa.KeyID), Counters: Counters{

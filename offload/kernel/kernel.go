@@ -222,6 +222,9 @@ func (d *Datapath) teardown() {
 	}
 }
 
+// Name is the macsec link's interface name.
+func (d *Datapath) Name() string { return d.opts.Name }
+
 // Ifindex is the macsec link's interface index.
 func (d *Datapath) Ifindex() int { return d.ifindex }
 

@@ -1,6 +1,7 @@
 package macsecnl
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/mdlayher/genetlink"
@@ -220,7 +221,9 @@ func parseSAList(ad *netlink.AttributeDecoder) []SAState {
 				case saKeyID:
 					copy(sa.KeyID[:], ad.Bytes())
 				case saSSCI:
-					sa.SSCI = ad.Uint32()
+					if b := ad.Bytes(); len(b) == 4 {
+						sa.SSCI = binary.BigEndian.Uint32(b) // network byte order
+					}
 				case saStats:
 					ad.Nested(func(ad *netlink.AttributeDecoder) error {
 						st := &sa.Stats

@@ -7,6 +7,7 @@
 package macsecnl
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -447,7 +448,8 @@ func (c *Client) sa(cmd uint8, what string, ifindex int, sci *SCI, sa SA, add bo
 			ae.Bytes(saKey, sa.Key)
 			ae.Bytes(saKeyID, sa.KeyID[:])
 			if sa.XPN {
-				ae.Uint32(saSSCI, sa.SSCI)
+				// The SSCI travels in network byte order (ssci_t is __be32).
+				ae.Bytes(saSSCI, binary.BigEndian.AppendUint32(nil, sa.SSCI))
 				ae.Bytes(saSalt, sa.Salt[:])
 			}
 		}
