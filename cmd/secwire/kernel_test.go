@@ -226,19 +226,25 @@ func TestKernelDatapathMKA(t *testing.T) {
 			if !tp.waitPing("10.9.0.2") {
 				t.Fatalf("no ping\nA:\n%s\nB:\n%s", tp.log("a"), tp.log("b"))
 			}
-			kn := tp.mkaStatus("a").Latest.KN
-			flow := tp.pingFlow(400) // 4 s at 100 pps
-			time.Sleep(time.Second)
-			if err := ctl.Rekey(tp.socket("a"), "link0"); err != nil {
-				t.Fatalf("rekey: %v", err)
+			// Five rekeys: the AN goes round all four values, so every SA
+			// the kernel holds is retired and its AN reused once.
+			flow := tp.pingFlow(1200) // 12 s at 100 pps
+			for range 5 {
+				kn := tp.mkaStatus("a").Latest.KN
+				if err := ctl.Rekey(tp.socket("a"), "link0"); err != nil {
+					t.Fatalf("rekey: %v", err)
+				}
+				tp.waitMKA("new SAK in use", 15*time.Second, func(a, b *mka.Status) bool {
+					return secured(a) && secured(b) && a.Latest.KN > kn && a.Old == nil && b.Old == nil
+				})
 			}
-			tp.waitMKA("new SAK in use", 15*time.Second, func(a, b *mka.Status) bool {
-				return secured(a) && secured(b) && a.Latest.KN > kn && a.Old == nil && b.Old == nil
-			})
+			if st := tp.linkStatus("a"); len(st.TxSAs) != 1 || len(st.RxSCs) != 1 || len(st.RxSCs[0].SAs) != 1 {
+				t.Errorf("after 5 rekeys the kernel holds TX SAs %+v, RX SCs %+v; want one of each", st.TxSAs, st.RxSCs)
+			}
 			sent, got := flow()
-			t.Logf("rekey under a 100 pps ping: %d/%d received", got, sent)
+			t.Logf("5 rekeys under a 100 pps ping: %d/%d received", got, sent)
 			if got != sent {
-				t.Errorf("lost %d of %d pings across a rekey on the kernel datapath", sent-got, sent)
+				t.Errorf("lost %d of %d pings across rekeys on the kernel datapath", sent-got, sent)
 			}
 		})
 	}

@@ -276,10 +276,9 @@ func (d *Datapath) InstallTxSA(p macsec.SAParams) error {
 	defer d.mu.Unlock()
 	an := p.AN & 3
 	if d.tx[an].installed {
-		if err := d.nl.DeleteTxSA(d.ifindex, an); err != nil {
+		if err := d.deleteTxSA(an); err != nil {
 			return err
 		}
-		d.tx[an].installed = false
 	}
 	if err := d.nl.AddTxSA(d.ifindex, sa); err != nil {
 		return err
@@ -321,14 +320,36 @@ func (d *Datapath) DeleteTxSA(an uint8) {
 	if !d.tx[an].installed {
 		return
 	}
-	if err := d.nl.DeleteTxSA(d.ifindex, an); err != nil {
+	if err := d.deleteTxSA(an); err != nil {
 		d.log.Error("cannot delete transmit SA", "an", an, "err", err)
-		return
+	}
+}
+
+// deleteTxSA deactivates, then deletes: the kernel refuses to delete an
+// active SA (EBUSY).
+func (d *Datapath) deleteTxSA(an uint8) error {
+	if err := d.nl.UpdateTxSA(d.ifindex, macsecnl.SA{AN: an, Active: false, XPN: d.xpn}); err != nil {
+		return err
+	}
+	if err := d.nl.DeleteTxSA(d.ifindex, an); err != nil {
+		return err
 	}
 	d.tx[an].installed = false
 	if d.encoding == int(an) {
 		d.encoding = -1
 	}
+	return nil
+}
+
+func (d *Datapath) deleteRxSA(sci macsec.SCI, an uint8) error {
+	if err := d.nl.UpdateRxSA(d.ifindex, nlSCI(sci), macsecnl.SA{AN: an, Active: false, XPN: d.xpn}); err != nil {
+		return err
+	}
+	if err := d.nl.DeleteRxSA(d.ifindex, nlSCI(sci), an); err != nil {
+		return err
+	}
+	d.rx[sci][an] = false
+	return nil
 }
 
 // InstallRxSA installs (or replaces) a receive SA, adding its SC first.
@@ -349,10 +370,9 @@ func (d *Datapath) InstallRxSA(sci macsec.SCI, p macsec.SAParams) error {
 	}
 	an := p.AN & 3
 	if sc[an] {
-		if err := d.nl.DeleteRxSA(d.ifindex, nlSCI(sci), an); err != nil {
+		if err := d.deleteRxSA(sci, an); err != nil {
 			return err
 		}
-		sc[an] = false
 	}
 	if err := d.nl.AddRxSA(d.ifindex, nlSCI(sci), sa); err != nil {
 		return err
@@ -367,11 +387,9 @@ func (d *Datapath) DeleteRxSA(sci macsec.SCI, an uint8) {
 	defer d.mu.Unlock()
 	an &= 3
 	if sc := d.rx[sci]; sc != nil && sc[an] {
-		if err := d.nl.DeleteRxSA(d.ifindex, nlSCI(sci), an); err != nil {
+		if err := d.deleteRxSA(sci, an); err != nil {
 			d.log.Error("cannot delete receive SA", "sci", sci, "an", an, "err", err)
-			return
 		}
-		sc[an] = false
 	}
 }
 

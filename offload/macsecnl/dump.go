@@ -115,6 +115,9 @@ func parseSecY(b []byte) (*SecY, error) {
 						s.Window = ad.Uint32()
 					case secyCipher:
 						s.Cipher = CipherSuite(ad.Uint64())
+						if s.Cipher == defaultCipherID {
+							s.Cipher = GCMAES128 // the kernel reports the pre-2018 identifier
+						}
 					case secyICVLen:
 						s.ICVLen = ad.Uint8()
 					case secyProtect:

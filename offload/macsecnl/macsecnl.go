@@ -98,6 +98,10 @@ const (
 	GCMAESXPN256 CipherSuite = 0x0080C20001000004
 )
 
+// defaultCipherID is the pre-802.1AE-2018 identifier of GCM-AES-128,
+// which the kernel still reports for it.
+const defaultCipherID CipherSuite = 0x0080020001000001
+
 // XPN reports whether the suite uses 64-bit packet numbers.
 func (c CipherSuite) XPN() bool { return c == GCMAESXPN128 || c == GCMAESXPN256 }
 
@@ -501,7 +505,7 @@ func opError(what string, err error, hint string) error {
 			msg += ": " + oe.Message
 		}
 	}
-	if hint != "" && (errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EEXIST)) {
+	if hint != "" && (errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.EBUSY)) {
 		msg += " (" + hint + ")"
 	}
 	return &Error{Op: what, Err: err, msg: "macsec: " + what + ": " + msg}
