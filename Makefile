@@ -10,7 +10,7 @@ BIN      := build/bin/secwire
 LINUXBIN := build/bin/linux-amd64/secwire
 GOFILES  := $(shell find . -name '*.go' -not -path './build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: all build image qemu test deps lint bench bench-codec bench-forward bench-boot fuzz clean
+.PHONY: all build image qemu test testkernel deps lint bench bench-codec bench-forward bench-boot fuzz clean
 
 all: build
 
@@ -38,8 +38,13 @@ qemu: deps image
 deps:
 	@sh .ci/deps
 
-test: deps lint image
+test: deps lint image testkernel
 	$(GO) test -count=1 -timeout 45m ./...
+
+# The netdevsim test kernel for the hardware-offload tests: built once from
+# Debian's linux-source (about 5 minutes on 2 cores), then cached in .cache/.
+testkernel: deps
+	@sh image/testkernel/build.sh >/dev/null
 
 lint: $(TOOLS)/staticcheck
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './build/*' -not -path './.cache/*')); \

@@ -45,7 +45,7 @@ func runInGuest(t *testing.T) bool {
 		}
 		files = []string{bin + ":" + guestBinary[1:], "/usr/bin/ip", "/usr/bin/ping", "/usr/sbin/ethtool"}
 	}
-	if guest.Run(t, guest.Config{Modules: append(guest.MACsecModules, "bridge"), Files: files, MemoryMB: 1024, Timeout: 15 * time.Minute}) {
+	if guest.Run(t, guest.Config{Modules: guest.KernelDatapathModules, Files: files, MemoryMB: 1024, Timeout: 15 * time.Minute}) {
 		return true
 	}
 	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin:"+os.Getenv("PATH"))

@@ -153,6 +153,7 @@ func (s *Supervisor) startBackend(ctx context.Context, l *link, b string, log *s
 		return err
 	}
 	l.kern, l.seam = k, k
+	l.plainBase = [2]uint64{ifStat(lc.Plain, "rx_packets"), ifStat(lc.Plain, "tx_packets")}
 	return nil
 }
 

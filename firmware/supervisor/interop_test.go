@@ -26,9 +26,11 @@ import (
 //
 // The CA must secure with secwire as key server, and again with
 // wpa_supplicant as key server, and ping must pass both ways through the
-// encrypted link. With different CAKs nothing may cross.
+// encrypted link. With different CAKs nothing may cross. Every case runs
+// on both of secwire's datapaths available here: the Go software one and
+// the kernel's macsec driver (what auto picks on veths).
 func TestMKAInteropWithWPASupplicant(t *testing.T) {
-	if guest.Run(t, guest.Config{Modules: guest.MACsecModules, Files: []string{"/usr/bin/ip", "/usr/sbin/wpa_supplicant", "/usr/bin/ping"}, MemoryMB: 1024}) {
+	if guest.Run(t, guest.Config{Modules: guest.KernelDatapathModules, Files: []string{"/usr/bin/ip", "/usr/sbin/wpa_supplicant", "/usr/bin/ping"}, MemoryMB: 1024}) {
 		return
 	}
 	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin:"+os.Getenv("PATH"))
@@ -51,17 +53,25 @@ func TestMKAInteropWithWPASupplicant(t *testing.T) {
 
 	cak := strings.Repeat("c4", 16)
 	ckn := strings.Repeat("5e", 16)
-	cases := []struct {
-		name              string
-		swPrio, wpPrio    int
-		wpCAK             string
-		wantSecured       bool
-		wantKeyServerHere bool
-	}{
+	cases := []interopCase{
 		{"secwire is key server", 1, 100, cak, true, true},
 		{"wpa_supplicant is key server", 200, 1, cak, true, false},
 		{"CAK mismatch", 1, 100, strings.Repeat("d5", 16), false, false},
 	}
+	for _, dp := range []string{"software", "auto"} {
+		t.Run("datapath "+dp, func(t *testing.T) { interopCases(t, dp, cases, h1, peer, cak, ckn) })
+	}
+}
+
+type interopCase struct {
+	name              string
+	swPrio, wpPrio    int
+	wpCAK             string
+	wantSecured       bool
+	wantKeyServerHere bool
+}
+
+func interopCases(t *testing.T, datapath string, cases []interopCase, h1, peer *netns.NS, cak, ckn string) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -98,7 +108,7 @@ network={
 
 			prio := c.swPrio
 			cfg := &config.Config{Links: []config.Link{{
-				Name: "l0", Plain: "sw-plain", Line: "sw-line", Cipher: "gcm-aes-128",
+				Name: "l0", Plain: "sw-plain", Line: "sw-line", Cipher: "gcm-aes-128", Datapath: datapath,
 				MKA: &config.MKA{Priority: &prio, KeyChain: []config.CAKEntry{{CKN: ckn, CAK: cak}}},
 			}}}
 			ctx, cancel := context.WithCancel(context.Background())
@@ -109,6 +119,9 @@ network={
 				t.Fatal(err)
 			}
 			defer func() { sup.Stop(); cancel() }()
+			if b := sup.Status().Links[0].Backend; (datapath == "auto") != (b == "kernel") {
+				t.Fatalf("datapath %s runs on %q", datapath, b)
+			}
 
 			if !c.wantSecured {
 				time.Sleep(12 * time.Second) // two MKA life times

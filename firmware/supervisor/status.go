@@ -181,8 +181,8 @@ func (l *link) kernelStatus(ls *LinkStatus) {
 	// not key agreement frames.
 	ms := l.kern.Name()
 	ls.DatapathCounters = Counters{
-		{"PlainIn", ifStat(l.cfg.Plain, "rx_packets")}, {"LineIn", ifStat(ms, "rx_packets")},
-		{"PlainOut", ifStat(l.cfg.Plain, "tx_packets")}, {"LineOut", ifStat(ms, "tx_packets")},
+		{"PlainIn", ifStat(l.cfg.Plain, "rx_packets") - l.plainBase[0]}, {"LineIn", ifStat(ms, "rx_packets")},
+		{"PlainOut", ifStat(l.cfg.Plain, "tx_packets") - l.plainBase[1]}, {"LineOut", ifStat(ms, "tx_packets")},
 		{"ToKeyAgreement", l.kern.EAPOLIn()}, {"DroppedNoSA", ifStat(ms, "tx_dropped")},
 	}
 	for _, sa := range st.TxSAs {

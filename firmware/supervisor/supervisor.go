@@ -55,6 +55,10 @@ type link struct {
 	seam     mka.SecY
 	backend  string // offload-mac, offload-phy, kernel or software
 	datapath string // the backend and why others were not used
+	// plainBase are the plaintext port's rx/tx packet counts when a kernel
+	// datapath started: its counters count from there, as the software
+	// datapath's do.
+	plainBase [2]uint64
 	lineMTU  int
 	guard    *pnGuard // static keys: no PN reuse across restarts
 	kay      *mka.KaY // MKA links

@@ -18,7 +18,7 @@ import (
 // the pinned Debian kernel's macsec driver in a QEMU guest. Each SecY is a
 // real datapath: a macsec link on a veth, bridged to another.
 func TestKernelSecYConformance(t *testing.T) {
-	if guest.Run(t, guest.Config{Modules: append(guest.MACsecModules, "bridge"), Files: []string{"/usr/bin/ip"}}) {
+	if guest.Run(t, guest.Config{Modules: guest.KernelDatapathModules, Files: []string{"/usr/bin/ip"}}) {
 		return
 	}
 	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")

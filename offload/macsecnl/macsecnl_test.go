@@ -134,8 +134,14 @@ func TestKernel(t *testing.T) {
 		{"AN 4", c.AddTxSA(idx, macsecnl.SA{AN: 4, Key: key}), "AN 4 is out of range", nil},
 		{"unknown RX SC", c.DeleteRxSC(idx, macsecnl.MakeSCI(mac, 99)), "delete RX SC", syscall.ENODEV},
 		{"offload on a veth", c.SetOffload(idx, macsecnl.OffloadMAC), "set offload mac", syscall.EOPNOTSUPP},
-		{"name in use", func() error { _, err := c.AddLink(macsecnl.Link{Name: "nlsec0", Parent: "nl0", Cipher: macsecnl.GCMAES128}); return err }(), "create link nlsec0", syscall.EEXIST},
-		{"no parent", func() error { _, err := c.AddLink(macsecnl.Link{Name: "nlsec9", Parent: "nope", Cipher: macsecnl.GCMAES128}); return err }(), "parent nope", nil},
+		{"name in use", func() error {
+			_, err := c.AddLink(macsecnl.Link{Name: "nlsec0", Parent: "nl0", Cipher: macsecnl.GCMAES128})
+			return err
+		}(), "create link nlsec0", syscall.EEXIST},
+		{"no parent", func() error {
+			_, err := c.AddLink(macsecnl.Link{Name: "nlsec9", Parent: "nope", Cipher: macsecnl.GCMAES128})
+			return err
+		}(), "parent nope", nil},
 	}
 	for _, e := range errCases {
 		switch {

@@ -70,6 +70,10 @@ func NetdevsimKernel() (string, error) {
 // modprobe in the guest the crypto modules are loaded up front.
 var MACsecModules = []string{"macsec", "veth", "gcm", "ghash-generic", "aesni-intel", "ghash-clmulni-intel"}
 
+// KernelDatapathModules add the bridge the kernel datapath joins its
+// macsec link and plaintext port with.
+var KernelDatapathModules = append(MACsecModules[:len(MACsecModules):len(MACsecModules)], "bridge")
+
 // Inside reports whether this process is the test binary inside a guest.
 func Inside() bool {
 	_, err := os.Stat(marker)
