@@ -20,6 +20,7 @@ import (
 	"github.com/secwire/secwire/internal/netns"
 	"github.com/secwire/secwire/offload/afpacket"
 	"github.com/secwire/secwire/offload/macsec"
+	"github.com/secwire/secwire/offload/macsecnl"
 	"github.com/secwire/secwire/qemu/guest"
 )
 
@@ -409,6 +410,21 @@ func TestDaemonsEncryptTrafficEndToEnd(t *testing.T) {
 			}
 			if strings.Contains(string(out), tp.keyA) || strings.Contains(string(out), tp.keyB) {
 				t.Fatal("show macsec printed a key")
+			}
+			// auto runs the kernel's macsec driver where there is one, else
+			// this Go datapath, and says why.
+			st := tp.linkStatus("a")
+			want, why := "kernel", ""
+			if c, err := macsecnl.Dial(); err != nil {
+				want, why = "software", "kernel: "+err.Error()
+			} else {
+				c.Close()
+			}
+			if st.Backend != want || !strings.Contains(st.Datapath, why) {
+				t.Errorf("backend %q (%s), want %s (%s)", st.Backend, st.Datapath, want, why)
+			}
+			if !strings.Contains(string(out), "datapath: "+st.Datapath) {
+				t.Errorf("show macsec does not show the datapath and why:\n%s", out)
 			}
 		})
 	}

@@ -59,9 +59,9 @@ type link struct {
 	// datapath started: its counters count from there, as the software
 	// datapath's do.
 	plainBase [2]uint64
-	lineMTU  int
-	guard    *pnGuard // static keys: no PN reuse across restarts
-	kay      *mka.KaY // MKA links
+	lineMTU   int
+	guard     *pnGuard // static keys: no PN reuse across restarts
+	kay       *mka.KaY // MKA links
 
 	mu       sync.Mutex
 	plainUp  bool   // what link-fault pass-through last set

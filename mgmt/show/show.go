@@ -35,7 +35,7 @@ func Interfaces(w io.Writer, st supervisor.Status) {
 			fmt.Fprintf(w, "link %s: line port %s MTU %d is below the %d needed; longer frames are dropped (OutPktsTooLong)\n",
 				l.Name, l.Line.Name, l.Line.MTU, l.LineMTUNeeded)
 		}
-		fmt.Fprintf(w, "link %s: datapath %s\n", l.Name, l.Datapath)
+		fmt.Fprintf(w, "link %s: datapath: %s\n", l.Name, l.Datapath)
 	}
 }
 
@@ -43,6 +43,7 @@ func Interfaces(w io.Writer, st supervisor.Status) {
 func MACsec(w io.Writer, st supervisor.Status) {
 	for _, l := range st.Links {
 		fmt.Fprintf(w, "link %s (%s -> %s)\n", l.Name, l.Plain.Name, l.Line.Name)
+		fmt.Fprintf(w, "  datapath: %s\n", l.Datapath)
 		if l.InClear {
 			fmt.Fprintf(w, "  !!! policy should-secure: NO SA IS UP, FRAMES CROSS THIS LINK IN CLEAR !!!\n")
 		}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
-	"github.com/mdlayher/netlink/nlenc"
 	"golang.org/x/sys/unix"
 )
 
@@ -349,7 +348,7 @@ func (c *Client) DeleteLink(ifindex int) error {
 func ifinfomsg(ifindex int) []byte {
 	b := make([]byte, unix.SizeofIfInfomsg)
 	b[0] = unix.AF_UNSPEC
-	nlenc.PutUint32(b[4:8], uint32(ifindex))
+	binary.NativeEndian.PutUint32(b[4:8], uint32(ifindex))
 	return b
 }
 
