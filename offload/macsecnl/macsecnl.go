@@ -307,15 +307,48 @@ func encodeLinkData(ae *netlink.AttributeEncoder, l Link) {
 	ae.Uint8(unix.IFLA_MACSEC_OFFLOAD, uint8(l.Offload))
 }
 
-// SetProtect turns frame protection on or off on a running link, with
-// encoding SA an: with protection off the SecY sends frames unprotected.
-func (c *Client) SetProtect(ifindex int, protect bool, an uint8) error {
+// LinkUpdate is what can change on a running macsec link; nil fields
+// stay as they are. (The kernel fixes the SCI, cipher suite and ICV
+// length at creation.)
+type LinkUpdate struct {
+	EncodingSA *uint8
+	Encrypt    *bool
+	Protect    *bool
+	SendSCI    *bool
+	EndStation *bool
+	SCB        *bool
+	Replay     *bool
+	Window     *uint32
+	Validate   *Validate
+}
+
+// UpdateLink changes a running macsec link's settings.
+func (c *Client) UpdateLink(ifindex int, u LinkUpdate) error {
 	ae := netlink.NewAttributeEncoder()
 	ae.Nested(unix.IFLA_LINKINFO, func(ae *netlink.AttributeEncoder) error {
 		ae.String(unix.IFLA_INFO_KIND, "macsec")
 		ae.Nested(unix.IFLA_INFO_DATA, func(ae *netlink.AttributeEncoder) error {
-			ae.Uint8(unix.IFLA_MACSEC_PROTECT, b2u(protect))
-			ae.Uint8(unix.IFLA_MACSEC_ENCODING_SA, an)
+			if u.EncodingSA != nil {
+				ae.Uint8(unix.IFLA_MACSEC_ENCODING_SA, *u.EncodingSA)
+			}
+			for _, f := range []struct {
+				t uint16
+				v *bool
+			}{
+				{unix.IFLA_MACSEC_ENCRYPT, u.Encrypt}, {unix.IFLA_MACSEC_PROTECT, u.Protect},
+				{unix.IFLA_MACSEC_INC_SCI, u.SendSCI}, {unix.IFLA_MACSEC_ES, u.EndStation},
+				{unix.IFLA_MACSEC_SCB, u.SCB}, {unix.IFLA_MACSEC_REPLAY_PROTECT, u.Replay},
+			} {
+				if f.v != nil {
+					ae.Uint8(f.t, b2u(*f.v))
+				}
+			}
+			if u.Window != nil {
+				ae.Uint32(unix.IFLA_MACSEC_WINDOW, *u.Window)
+			}
+			if u.Validate != nil {
+				ae.Uint8(unix.IFLA_MACSEC_VALIDATION, uint8(*u.Validate))
+			}
 			return nil
 		})
 		return nil
@@ -328,9 +361,15 @@ func (c *Client) SetProtect(ifindex int, protect bool, an uint8) error {
 		Header: netlink.Header{Type: unix.RTM_NEWLINK, Flags: netlink.Request | netlink.Acknowledge},
 		Data:   append(ifinfomsg(ifindex), attrs...),
 	}); err != nil {
-		return opError(fmt.Sprintf("set encoding SA %d on ifindex %d", an, ifindex), err, "")
+		return opError(fmt.Sprintf("update link ifindex %d", ifindex), err, "the encoding SA must be 0-3; a replay window needs replay protection on")
 	}
 	return nil
+}
+
+// SetProtect turns frame protection on or off on a running link, with
+// encoding SA an: with protection off the SecY sends frames unprotected.
+func (c *Client) SetProtect(ifindex int, protect bool, an uint8) error {
+	return c.UpdateLink(ifindex, LinkUpdate{Protect: &protect, EncodingSA: &an})
 }
 
 // DeleteLink removes the macsec link with its SCs and SAs.

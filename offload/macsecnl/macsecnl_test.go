@@ -109,6 +109,13 @@ func TestKernel(t *testing.T) {
 		t.Error("SecY not operational with its encoding SA installed")
 	}
 	// Updates.
+	window, validate, encrypt := uint32(128), macsecnl.ValidateStrict, true
+	if err := c.UpdateLink(idx, macsecnl.LinkUpdate{Window: &window, Validate: &validate, Encrypt: &encrypt}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.Get(idx); s.Window != 128 || s.Validate != macsecnl.ValidateStrict || !s.Encrypt || s.SCI != sci {
+		t.Errorf("link update not applied: %+v", s)
+	}
 	if err := c.UpdateTxSA(idx, macsecnl.SA{AN: 0, Active: true, PN: 1 << 40, XPN: true}); err != nil {
 		t.Fatal(err)
 	}
