@@ -2,22 +2,9 @@ package mka
 
 import "github.com/secwire/secwire/offload/macsec"
 
-// SecY is the datapath as MKA drives it: the SecY seam of
-// ARCHITECTURE.md. MKA installs SAs and reads PNs through it and nothing
-// else; every backend (software, kernel, offload) provides it.
-type SecY interface {
-	InstallTxSA(p macsec.SAParams) error
-	SetEncodingSA(an int) error
-	EncodingSA() int
-	DeleteTxSA(an uint8)
-	InstallRxSA(sci macsec.SCI, p macsec.SAParams) error
-	DeleteRxSA(sci macsec.SCI, an uint8)
-	DeleteRxSC(sci macsec.SCI)
-	// TxNextPN is the next PN the transmit SA will use; 0 when absent.
-	TxNextPN(an uint8) uint64
-	// RxNextPN is the lowest PN the receive SA accepts next; 0 when absent.
-	RxNextPN(sci macsec.SCI, an uint8) uint64
-}
+// SecY is the datapath as MKA drives it: the SecY seam, defined once in
+// the offload layer that every backend implements.
+type SecY = macsec.Seam
 
 // Software adapts the Go codec's SecY to the seam.
 type Software struct{ *macsec.SecY }

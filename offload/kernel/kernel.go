@@ -485,3 +485,5 @@ func Fingerprint(id [16]byte) string {
 	}
 	return fmt.Sprintf("sha256:%x", id[:4])
 }
+
+var _ macsec.Seam = (*Datapath)(nil)

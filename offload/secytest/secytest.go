@@ -11,18 +11,8 @@ import (
 	"github.com/secwire/secwire/offload/macsec"
 )
 
-// SecY is the seam as MKA drives it (the method set of mka.SecY).
-type SecY interface {
-	InstallTxSA(p macsec.SAParams) error
-	SetEncodingSA(an int) error
-	EncodingSA() int
-	DeleteTxSA(an uint8)
-	InstallRxSA(sci macsec.SCI, p macsec.SAParams) error
-	DeleteRxSA(sci macsec.SCI, an uint8)
-	DeleteRxSC(sci macsec.SCI)
-	TxNextPN(an uint8) uint64
-	RxNextPN(sci macsec.SCI, an uint8) uint64
-}
+// SecY is the seam under test.
+type SecY = macsec.Seam
 
 // New makes a fresh SecY of the suite (replay window 0, strict
 // validation) and removes it when the test ends.
