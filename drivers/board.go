@@ -28,7 +28,7 @@ type Watchdog struct {
 // BoardPort says how to find one port. Exactly one of PCI, MAC or Order
 // selects the NIC; Driver narrows Order to one driver's ports.
 type BoardPort struct {
-	Role   string `json:"role"` // plaintext or line
+	Role   string `json:"role"` // plaintext, line or management
 	PCI    string `json:"pci,omitempty"`
 	MAC    string `json:"mac,omitempty"`
 	Driver string `json:"driver,omitempty"`
@@ -73,13 +73,16 @@ func (b *Board) Check() error {
 		if n != 1 {
 			return fmt.Errorf("board %s: ports[%d]: give exactly one of pci, mac or order", b.Name, i)
 		}
-		if p.Role != "plaintext" && p.Role != "line" {
-			return fmt.Errorf("board %s: ports[%d].role %q: want plaintext or line", b.Name, i, p.Role)
+		if p.Role != "plaintext" && p.Role != "line" && p.Role != "management" {
+			return fmt.Errorf("board %s: ports[%d].role %q: want plaintext, line or management", b.Name, i, p.Role)
 		}
 		roles[p.Role]++
 	}
 	if roles["plaintext"] != 1 || roles["line"] != 1 {
 		return fmt.Errorf("board %s: needs exactly one plaintext and one line port", b.Name)
+	}
+	if roles["management"] > 1 {
+		return fmt.Errorf("board %s: at most one management port", b.Name)
 	}
 	return nil
 }

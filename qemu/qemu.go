@@ -40,6 +40,9 @@ type Spec struct {
 	// Plain and Line are QEMU -netdev specs without the id (any netdev
 	// type: dgram, socket, user, tap ...).
 	Plain, Line string
+	// Mgmt is the management port's -netdev spec; "" is QEMU user
+	// networking restricted to the host (add hostfwd for SSH).
+	Mgmt string
 	NIC         string // NIC model: virtio-net-pci (default) or e1000e
 	MemoryMB    int
 	Cmdline     string // kernel command line for BootKernel; "" reads ImageDir/cmdline
@@ -122,7 +125,11 @@ func (s Spec) Args() ([]string, error) {
 	if s.NoPorts {
 		return append(args, s.Extra...), nil
 	}
-	for _, p := range []struct{ id, netdev string }{{"plain", s.Plain}, {"line", s.Line}} {
+	mgmt := s.Mgmt
+	if mgmt == "" {
+		mgmt = "user,restrict=on"
+	}
+	for _, p := range []struct{ id, netdev string }{{"plain", s.Plain}, {"line", s.Line}, {"mgmt", mgmt}} {
 		if p.netdev == "" {
 			return nil, fmt.Errorf("no -netdev for the %s port", p.id)
 		}

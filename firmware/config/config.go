@@ -24,11 +24,6 @@ type Config struct {
 	Links  []Link `json:"links,omitempty"`
 }
 
-// System holds box-wide settings.
-type System struct {
-	Hostname string `json:"hostname,omitempty"`
-}
-
 // Link is one plaintext/line port pair and its SecY.
 type Link struct {
 	Name  string `json:"name"`
@@ -131,6 +126,15 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.resolveKeyFiles(filepath.Dir(path))
+	if c.hasSealed() {
+		s, err := sealerBeside(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Unseal(s); err != nil {
+			return nil, err
+		}
+	}
 	if errs := c.Check(); len(errs) > 0 {
 		return nil, errs
 	}
@@ -262,9 +266,7 @@ func parseEtherType(s string) (uint16, error) {
 func (c *Config) Check() Errors {
 	var errs Errors
 	add := func(path, f string, a ...any) { errs = append(errs, Error{path, fmt.Sprintf(f, a...)}) }
-	if h := c.System.Hostname; h != "" && !validHostname(h) {
-		add("system.hostname", "%q: use letters, digits and '-', at most 63 characters", h)
-	}
+	checkSystem(c, add)
 	names, ports := map[string]int{}, map[string]string{}
 	for i := range c.Links {
 		l := &c.Links[i]

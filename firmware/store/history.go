@@ -1,0 +1,113 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Keep is how many earlier commits a History keeps for rollback.
+const Keep = 10
+
+// History is a config file and its earlier versions, Junos style: the
+// active file at Path, the previous commit at Path.1, the one before at
+// Path.2, up to Path.Keep. Every file is written atomically, so a writer
+// killed at any point leaves the active file whole (old or new); at worst
+// one rollback copy is missing or doubled.
+type History struct {
+	Path string
+}
+
+// Open returns the history of the config at path and removes temporary
+// files a killed writer left behind.
+func Open(path string) *History {
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"*.tmp*"))
+	for _, f := range left {
+		os.Remove(f)
+	}
+	return &History{Path: path}
+}
+
+// Active is the active config, nil without error when there is none.
+func (h *History) Active() ([]byte, error) {
+	b, err := os.ReadFile(h.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// Save makes data the active config and the old active one rollback 1.
+func (h *History) Save(data []byte) error {
+	old, err := h.Active()
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		for n := Keep - 1; n >= 1; n-- {
+			if err := os.Rename(h.version(n), h.version(n+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("rotate rollback %d: %w", n, err)
+			}
+		}
+		if err := WriteAtomic(h.version(1), old, 0o600); err != nil {
+			return err
+		}
+	}
+	return WriteAtomic(h.Path, data, 0o600)
+}
+
+// Version is rollback n: 0 is the active config, 1 the previous commit.
+func (h *History) Version(n int) ([]byte, error) {
+	if n < 0 || n > Keep {
+		return nil, fmt.Errorf("rollback %d: want 0..%d", n, Keep)
+	}
+	p := h.Path
+	if n > 0 {
+		p = h.version(n)
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("rollback %d: no such commit (%d kept)", n, len(h.List()))
+	}
+	return b, err
+}
+
+// Entry is one stored version.
+type Entry struct {
+	N    int
+	Time time.Time
+}
+
+// List is every stored version, newest first.
+func (h *History) List() []Entry {
+	var e []Entry
+	for n := 0; n <= Keep; n++ {
+		p := h.Path
+		if n > 0 {
+			p = h.version(n)
+		}
+		if fi, err := os.Stat(p); err == nil {
+			e = append(e, Entry{n, fi.ModTime()})
+		}
+	}
+	return e
+}
+
+// Wipe deletes the active config and every rollback copy.
+func (h *History) Wipe() error {
+	var errs []error
+	for n := 0; n <= Keep; n++ {
+		p := h.Path
+		if n > 0 {
+			p = h.version(n)
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *History) version(n int) string { return fmt.Sprintf("%s.%d", h.Path, n) }
