@@ -101,7 +101,9 @@ func (s *Supervisor) Status() Status {
 	h, _ := os.Hostname()
 	st := Status{Hostname: h, Uptime: time.Since(s.start).Round(time.Second)}
 	for _, l := range s.links {
-		st.Links = append(st.Links, l.status())
+		ls := l.status()
+		s.sinceClear(&ls)
+		st.Links = append(st.Links, ls)
 	}
 	return st
 }
@@ -259,4 +261,51 @@ func atoi(s string) int {
 		return 0 // unknown speed
 	}
 	return n
+}
+
+// ClearCounters makes `show counters` count from now, as `clear counters`
+// does on a router; the underlying IEEE counters keep running.
+func (s *Supervisor) ClearCounters() {
+	base := map[string]LinkStatus{}
+	for _, l := range s.links {
+		base[l.cfg.Name] = l.status()
+	}
+	s.mu.Lock()
+	s.cleared = base
+	s.mu.Unlock()
+}
+
+// sinceClear subtracts the counters saved by ClearCounters.
+func (s *Supervisor) sinceClear(ls *LinkStatus) {
+	s.mu.Lock()
+	b, ok := s.cleared[ls.Name]
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	ls.SecYCounters = ls.SecYCounters.minus(b.SecYCounters)
+	ls.TxSCCounters = ls.TxSCCounters.minus(b.TxSCCounters)
+	ls.DatapathCounters = ls.DatapathCounters.minus(b.DatapathCounters)
+	for i := range ls.RxSCs {
+		for _, o := range b.RxSCs {
+			if o.SCI == ls.RxSCs[i].SCI {
+				ls.RxSCs[i].Counters = ls.RxSCs[i].Counters.minus(o.Counters)
+			}
+		}
+	}
+}
+
+// minus is c less base, counter by counter (a counter that went backwards,
+// because its datapath restarted, counts from zero).
+func (c Counters) minus(base Counters) Counters {
+	out := make(Counters, len(c))
+	for i, x := range c {
+		out[i] = x
+		for _, b := range base {
+			if b.Name == x.Name && b.Value <= x.Value {
+				out[i].Value = x.Value - b.Value
+			}
+		}
+	}
+	return out
 }

@@ -41,6 +41,9 @@ type Supervisor struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	start  time.Time
+
+	mu      sync.Mutex
+	cleared map[string]LinkStatus // counters at the last ClearCounters
 }
 
 type link struct {

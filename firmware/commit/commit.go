@@ -1,0 +1,309 @@
+// Package commit owns the running configuration: a commit validates a
+// candidate, applies it to the links and only then stores it, so the
+// stored config is always one that ran. If applying fails the previous
+// config is restored. `commit confirmed N` rolls back by itself unless
+// the change is confirmed in time; rollback N loads an earlier commit.
+package commit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/store"
+	"github.com/secwire/secwire/firmware/supervisor"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// ConfigPath is the active config file; rollback copies and the device
+	// key that seals secrets live beside it.
+	ConfigPath string
+	StateDir   string // the supervisor's state (static-key PN ceilings)
+	Log        *slog.Logger
+	Audit      *Audit
+	// AfterFunc runs f after d (commit confirmed); nil is time.AfterFunc.
+	// Tests pass one they fire themselves.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+}
+
+// Manager is the running config and the links it drives.
+type Manager struct {
+	opts    Options
+	ctx     context.Context
+	history *store.History
+	sealer  *config.Sealer
+
+	mu      sync.Mutex
+	running *config.Config
+	sup     *supervisor.Supervisor
+	pending *pendingConfirm
+}
+
+type pendingConfirm struct {
+	previous *config.Config
+	deadline time.Time
+	stop     func() bool
+}
+
+// Open loads the active config (an empty one on first boot) and starts
+// its links. A stored config that no longer starts (a NIC was removed)
+// is reported and the box comes up without links, still manageable.
+func Open(ctx context.Context, o Options) (*Manager, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.AfterFunc == nil {
+		o.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
+	s, err := config.LoadSealer(filepath.Join(filepath.Dir(o.ConfigPath), config.SealKeyName))
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{opts: o, ctx: ctx, history: store.Open(o.ConfigPath), sealer: s, running: &config.Config{}}
+	b, err := m.history.Active()
+	if err != nil {
+		return nil, err
+	}
+	var startErr error
+	if b != nil {
+		c, err := m.decode(b)
+		if err != nil {
+			startErr = fmt.Errorf("stored config %s: %w", o.ConfigPath, err)
+		} else {
+			m.running = c
+		}
+	}
+	if startErr == nil {
+		if m.sup, startErr = supervisor.Start(ctx, m.running, m.supOpts()); startErr != nil {
+			startErr = fmt.Errorf("stored config does not start: %w", startErr)
+		}
+	}
+	if startErr != nil {
+		o.Log.Error(startErr.Error() + "; running without links until a commit fixes it")
+		m.sup, _ = supervisor.Start(ctx, &config.Config{}, m.supOpts())
+	}
+	return m, startErr
+}
+
+func (m *Manager) supOpts() supervisor.Options {
+	return supervisor.Options{Log: m.opts.Log, StateDir: m.opts.StateDir}
+}
+
+func (m *Manager) decode(b []byte) (*config.Config, error) {
+	c, err := config.Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Unseal(m.sealer); err != nil {
+		return nil, err
+	}
+	if errs := c.Check(); len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// Running is a copy of the running config.
+func (m *Manager) Running() *config.Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running.Clone()
+}
+
+// Who is the author of a change, for the audit log.
+type Who struct{ User, From string }
+
+// Result says what a commit did.
+type Result struct {
+	Restarted bool      // the links were restarted
+	Confirm   time.Time // commit confirmed: rolled back at this time unless confirmed
+	Confirmed bool      // this commit confirmed an earlier commit confirmed
+}
+
+// Commit validates cand, applies it and stores it. changes describe the
+// difference for the audit log (never secret values). With confirm > 0
+// the commit rolls back after that long unless another commit confirms it.
+func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm time.Duration) (Result, error) {
+	if errs := cand.Check(); len(errs) > 0 {
+		return Result{}, errs
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var r Result
+	if m.pending != nil {
+		m.pending.stop()
+		m.pending = nil
+		r.Confirmed = true
+	}
+	prev := m.running
+	restarted, err := m.apply(cand.Clone())
+	if err != nil {
+		m.opts.Audit.Record(who, "commit failed", err.Error())
+		return r, err
+	}
+	r.Restarted = restarted
+	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal()); err != nil {
+		m.apply(prev)
+		return r, fmt.Errorf("storing the config failed, the previous config is running again: %w", err)
+	}
+	what := "commit"
+	if confirm > 0 {
+		r.Confirm = time.Now().Add(confirm)
+		what = fmt.Sprintf("commit confirmed (rolls back at %s unless confirmed)", r.Confirm.Format(time.TimeOnly))
+		p := &pendingConfirm{previous: prev, deadline: r.Confirm}
+		p.stop = m.opts.AfterFunc(confirm, func() { m.expire(p) })
+		m.pending = p
+	}
+	m.opts.Audit.Record(who, what, changes...)
+	return r, nil
+}
+
+// expire rolls a commit confirmed back.
+func (m *Manager) expire(p *pendingConfirm) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending != p {
+		return // confirmed meanwhile
+	}
+	m.pending = nil
+	if _, err := m.apply(p.previous); err != nil {
+		m.opts.Log.Error("commit confirmed expired, but the previous config does not start again", "err", err)
+	}
+	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal()); err != nil {
+		m.opts.Log.Error("commit confirmed expired: storing the previous config failed", "err", err)
+	}
+	m.opts.Audit.Record(Who{User: "system"}, "commit confirmed expired: rolled back to the previous config")
+	m.opts.Log.Warn("commit confirmed was not confirmed in time: the previous config is running again")
+}
+
+// Pending is the deadline of an unconfirmed commit confirmed, zero if none.
+func (m *Manager) Pending() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending == nil {
+		return time.Time{}
+	}
+	return m.pending.deadline
+}
+
+// apply makes c the running config; on failure the old one runs again.
+// Called with mu held.
+func (m *Manager) apply(c *config.Config) (bool, error) {
+	if reflect.DeepEqual(c.Links, m.running.Links) {
+		m.running = c
+		return false, nil
+	}
+	old := m.running
+	m.sup.Stop()
+	sup, err := supervisor.Start(m.ctx, c, m.supOpts())
+	if err != nil {
+		m.opts.Log.Error("commit did not apply; restoring the previous config", "err", err)
+		var againErr error
+		if m.sup, againErr = supervisor.Start(m.ctx, old, m.supOpts()); againErr != nil {
+			m.sup, _ = supervisor.Start(m.ctx, &config.Config{}, m.supOpts())
+			return true, fmt.Errorf("apply failed (%w) and the previous config does not start either (%v); running without links", err, againErr)
+		}
+		return true, fmt.Errorf("apply failed, the previous config is running again: %w", err)
+	}
+	m.sup = sup
+	m.running = c
+	return true, nil
+}
+
+
+// Rollback returns rollback n (0: the running config, 1: the previous
+// commit) as a new candidate.
+func (m *Manager) Rollback(n int) (*config.Config, error) {
+	b, err := m.history.Version(n)
+	if err != nil {
+		return nil, err
+	}
+	c, err := config.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("rollback %d: %w", n, err)
+	}
+	if err := c.Unseal(m.sealer); err != nil {
+		return nil, fmt.Errorf("rollback %d: %w", n, err)
+	}
+	return c, nil
+}
+
+// History lists the stored commits, newest first.
+func (m *Manager) History() []store.Entry { return m.history.List() }
+
+// Status is the links' status.
+func (m *Manager) Status() supervisor.Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.sup.Status()
+	if h := m.running.System.Hostname; h != "" {
+		st.Hostname = h
+	}
+	return st
+}
+
+// Rekey asks a link's key server for a new SAK.
+func (m *Manager) Rekey(link string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sup.Rekey(link)
+}
+
+// ClearCounters makes the counters count from now.
+func (m *Manager) ClearCounters() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sup.ClearCounters()
+}
+
+// Stop stops the links (their keys are forgotten).
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending != nil {
+		m.pending.stop()
+	}
+	m.sup.Stop()
+}
+
+// Zeroize stops the links and deletes the config, every rollback copy,
+// the device key and the extra files (the SSH host key): the next boot
+// is a first boot.
+func (m *Manager) Zeroize(extra ...string) error {
+	m.Stop()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.running = &config.Config{}
+	errs := []error{m.history.Wipe()}
+	for _, f := range append(extra, filepath.Join(filepath.Dir(m.opts.ConfigPath), config.SealKeyName)) {
+		if err := wipeFile(f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// wipeFile overwrites a file with zeros before deleting it.
+func wipeFile(p string) error {
+	fi, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+		f.Write(make([]byte, fi.Size()))
+		f.Sync()
+		f.Close()
+	}
+	return os.Remove(p)
+}

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/secwire/secwire/firmware/config"
+)
+
+// Every configurable leaf has help text, so '?' never shows an empty line.
+func TestEveryLeafHasHelp(t *testing.T) {
+	var walkNodes func(n *node)
+	walkNodes = func(n *node) {
+		if n != root && help[n.path] == "" {
+			t.Errorf("%s (%s) has no help text", n.path, n.name)
+		}
+		for _, c := range n.children {
+			walkNodes(c)
+		}
+	}
+	walkNodes(root)
+}
+
+// Wrong input of every kind is refused with an error and leaves the
+// candidate exactly as it was.
+func TestWrongInputChangesNothing(t *testing.T) {
+	c := &config.Config{Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: "gcm-aes-xpn-256", ReplayWindow: 64,
+		MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: "01", CAK: strings.Repeat("ab", 16)}}}}}}
+	want := flatten(c)
+	secrets := []string{strings.Repeat("a", 40), strings.Repeat("a", 40)}
+	ask := func(string) (string, error) { s := secrets[0]; secrets = append(secrets[1:], s); return s, nil }
+	for _, in := range []string{
+		"set bogus 1", "set links l0 cipher gcm-aes-512", "set links l0 replay-window 1073741825",
+		"set links l0 replay-window x", "set links l0 mtu 100", "set links l0 mka key-chain 123 cak",
+		"set links l0 mka key-chain 01 cak", "set links l0 mka key-chain 01 start yesterday",
+		"set links l0 mka eapol-destination 01:80:c2", "set links l0 eapol-ethertype 0x05ff",
+		"set links l0 line p", "set system hostname -bad-", "set system management address 10.0.0.1",
+		"set system users Root role admin", "set system users bob ssh-keys \"ssh-rsa notakey\"",
+		"set system users bob password plaintext", "set links l0 vlans-in-clear 3", "set links l0 send-sci maybe",
+		"delete links l0 mka key-chain 02", "delete system management", "set links l0 datapath fastest",
+	} {
+		toks, _, _ := tokenize(in)
+		work := c.Clone()
+		var err error
+		if toks[0].s == "set" {
+			err = set(work, toks[1:], len(in), ask, io.Discard)
+		} else {
+			err = del(work, toks[1:], len(in))
+		}
+		if err == nil {
+			t.Errorf("%q was accepted", in)
+			continue
+		}
+		if got := flatten(work); !reflect.DeepEqual(got, want) && toks[0].s == "delete" {
+			t.Errorf("%q changed the candidate", in)
+		}
+		if strings.Contains(err.Error(), "abab") || strings.Contains(err.Error(), "aaaa") {
+			t.Errorf("%q: error shows key material: %v", in, err)
+		}
+	}
+	if !reflect.DeepEqual(flatten(c), want) {
+		t.Fatal("the original candidate changed")
+	}
+}
+
+func TestHistoryMasksSecrets(t *testing.T) {
+	for in, want := range map[string]string{
+		"set links l0 mka key-chain 01 cak 00112233445566778899aabbccddeeff": "set links l0 mka key-chain 01 cak <secret>",
+		`set system users bob password "$2a$10$abc def"`:                      "set system users bob password <secret>",
+		"set links l0 cipher gcm-aes-128":                                      "set links l0 cipher gcm-aes-128",
+	} {
+		if got := maskSecrets(in); got != want {
+			t.Errorf("maskSecrets(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+
+// TestTerminalKeys drives the line editor as a user would: Tab completes,
+// '?' lists, the up arrow recalls, a secret is not echoed, Ctrl-D leaves.
+func TestTerminalKeys(t *testing.T) {
+	h := newHarness(t)
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	term := NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{inR, outW})
+	sh := New(h.env, Session{User: "admin", Role: "admin", Out: term, AskSecret: term.AskSecret, AskLine: term.AskLine})
+	var screen safeBuffer
+	go io.Copy(&screen, outR)
+	done := make(chan error, 1)
+	go func() { done <- term.Serve(sh) }()
+	type step struct{ keys, want string }
+	for _, s := range []step{
+		{"sh\t", "show "},
+		{"conf\t\r", "(no configuration committed yet"},
+		{"configure\r", "[edit]"},
+		{"set links l0 mka key-chain 01 cak\r", "CAK (32 or 64 hex digits): "},
+		{"00112233445566778899aabbccddeeff\r", "Retype CAK"},
+		{"00112233445566778899aabbccddeeff\r", "admin@secwire# "},
+		{"show links l0 mka ?", "Possible completions:"},
+		{"\x15show\r", "cak \"sha256:"},
+		{"\x1b[A\x1b[A\r", "set links l0 mka key-chain 01 cak\r\nCAK"}, // the history recalls the command, never the key
+		{"00112233445566778899aabbccddeeff\r0\r", "the two entries differ"},
+	} {
+		inW.Write([]byte(s.keys))
+		if !screen.waitFor(s.want, 5*time.Second) {
+			t.Fatalf("after %q the screen lacks %q:\n%s", s.keys, s.want, screen.String())
+		}
+	}
+	if strings.Contains(screen.String(), "00112233445566778899aabbccddeeff") {
+		t.Fatal("the CAK was echoed")
+	}
+	inW.Write([]byte("exit discard\rexit\r"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("exit did not end the session")
+	}
+}

@@ -1,0 +1,573 @@
+// Package cli is the appliance's command line, the same on the serial
+// console and over SSH, in the habits of Junos and VyOS: an operational
+// mode (show, clear, request) and a configuration mode that edits a
+// private candidate (set, delete, show, compare, commit, rollback).
+// Words may be abbreviated to unique prefixes; Tab completes and '?' lists
+// what may come next at any position.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/secwire/secwire/drivers"
+	"github.com/secwire/secwire/firmware/commit"
+	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/mgmt/show"
+)
+
+// Env is the box the shell manages; functions left nil report that the
+// command is not available here.
+type Env struct {
+	Manager  *commit.Manager
+	Audit    *commit.Audit
+	Log      func(n int) []string // the system log's last n lines
+	Info     func() []string      // show system: version, board, boot slot ...
+	Ports    func() []drivers.Port
+	Sessions func() []string
+	Reboot   func() error
+	Zeroize  func() error
+	// Minute is how long a minute of `commit confirmed N` lasts (tests).
+	Minute time.Duration
+}
+
+// Session is who uses the shell and how it talks to them.
+type Session struct {
+	User, Role, From string
+	Out              io.Writer
+	// AskSecret reads a line without echo; AskLine with echo.
+	AskSecret func(prompt string) (string, error)
+	AskLine   func(prompt string) (string, error)
+}
+
+// Shell is one user's CLI session.
+type Shell struct {
+	env  *Env
+	sess Session
+	out  io.Writer
+	cand *config.Config // the candidate, non-nil in configuration mode
+	base *config.Config // running config when editing started
+	done bool
+}
+
+// New starts a session in operational mode.
+func New(env *Env, sess Session) *Shell {
+	if env.Minute == 0 {
+		env.Minute = time.Minute
+	}
+	return &Shell{env: env, sess: sess, out: sess.Out}
+}
+
+// Prompt is the prompt for the next line: user@host> in operational mode,
+// user@host# in configuration mode.
+func (sh *Shell) Prompt() string {
+	host := sh.env.Manager.Running().System.Hostname
+	if host == "" {
+		host = "secwire"
+	}
+	if sh.cand != nil {
+		return sh.sess.User + "@" + host + "# "
+	}
+	return sh.sess.User + "@" + host + "> "
+}
+
+// Done reports that the user logged out.
+func (sh *Shell) Done() bool { return sh.done }
+
+// Configuring reports configuration mode.
+func (sh *Shell) Configuring() bool { return sh.cand != nil }
+
+func (sh *Shell) printf(f string, a ...any) { fmt.Fprintf(sh.out, f, a...) }
+
+// Exec runs one command line and prints its output or error. An error
+// about a word is shown with a caret under it.
+func (sh *Shell) Exec(lineText string) {
+	prompt := len(sh.Prompt())
+	err := sh.exec(lineText)
+	if err == nil {
+		return
+	}
+	var pe *posError
+	if errors.As(err, &pe) {
+		sh.printf("%s^\n", strings.Repeat(" ", prompt+pe.pos))
+	}
+	sh.printf("error: %v\n", err)
+}
+
+func (sh *Shell) exec(s string) error {
+	toks, _, err := tokenize(s)
+	if err != nil || len(toks) == 0 {
+		return err
+	}
+	c, args, err := resolve(sh.commands(), toks)
+	if err != nil {
+		return err
+	}
+	if adminOnly(sh.commands(), toks[0]) && sh.sess.Role != "admin" {
+		return fmt.Errorf("permission denied: %s is an operator (show only)", sh.sess.User)
+	}
+	return c.run(sh, args, len(s))
+}
+
+// cmd is one command word.
+type cmd struct {
+	name, help string
+	sub        []*cmd
+	admin      bool
+	// arg describes the arguments, "" when there are none; words lists
+	// what they may be, for completion (nil: free text).
+	arg   string
+	words func(sh *Shell, args []token) []cand
+	run   func(sh *Shell, args []token, end int) error
+}
+
+// resolve finds the command of toks and its arguments.
+func resolve(cmds []*cmd, toks []token) (*cmd, []token, error) {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = c.name
+	}
+	name, err := match(toks[0], names, "command")
+	if err != nil {
+		return nil, nil, err
+	}
+	c := cmds[slices.Index(names, name)]
+	if len(toks) > 1 && len(c.sub) > 0 {
+		sc, args, err := resolve(c.sub, toks[1:])
+		if err == nil || c.run == nil || c.arg == "" {
+			return sc, args, err
+		}
+	}
+	if c.run == nil {
+		if len(toks) == 1 {
+			return nil, nil, errAt(toks[0], "incomplete: %s what? %s", c.name, listNames(c.sub))
+		}
+		return nil, nil, errAt(toks[1], "unexpected %q", toks[1].s)
+	}
+	if c.arg == "" && len(toks) > 1 {
+		return nil, nil, errAt(toks[1], "unexpected %q: %s takes no argument", toks[1].s, c.name)
+	}
+	return c, toks[1:], nil
+}
+
+// adminOnly reports whether the command the first word names is for
+// admins (every command below it is, too).
+func adminOnly(cmds []*cmd, first token) bool {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = c.name
+	}
+	n, err := match(first, names, "command")
+	return err == nil && cmds[slices.Index(names, n)].admin
+}
+
+func listNames(cs []*cmd) string {
+	var n []string
+	for _, c := range cs {
+		n = append(n, c.name)
+	}
+	return "expected one of: " + strings.Join(n, ", ")
+}
+
+func (sh *Shell) commands() []*cmd {
+	if sh.cand != nil {
+		return sh.configCommands()
+	}
+	return sh.opCommands()
+}
+
+func linkNames(sh *Shell, _ []token) []cand {
+	var c []cand
+	for _, l := range sh.env.Manager.Running().Links {
+		c = append(c, cand{l.Name, "link"})
+	}
+	return c
+}
+
+func (sh *Shell) opCommands() []*cmd {
+	status := func(view func(io.Writer, supervisor.Status)) func(*Shell, []token, int) error {
+		return func(sh *Shell, _ []token, _ int) error { view(sh.out, sh.env.Manager.Status()); return nil }
+	}
+	return []*cmd{
+		{name: "clear", help: "Clear counters", admin: true, sub: []*cmd{
+			{name: "counters", help: "Make show counters count from now", run: func(sh *Shell, _ []token, _ int) error {
+				sh.env.Manager.ClearCounters()
+				sh.printf("counters cleared\n")
+				return nil
+			}},
+		}},
+		{name: "configure", help: "Enter configuration mode (a private candidate)", admin: true, run: (*Shell).configure},
+		{name: "exit", help: "Log out", run: (*Shell).logout},
+		{name: "quit", help: "Log out", run: (*Shell).logout},
+		{name: "request", help: "Ask the system to do something", admin: true, sub: []*cmd{
+			{name: "security", help: "Security requests", sub: []*cmd{
+				{name: "mka", help: "MACsec Key Agreement", sub: []*cmd{
+					{name: "rekey", help: "Ask a link's key server for a new SAK", arg: "<link>", words: linkNames, run: (*Shell).rekey},
+				}},
+			}},
+			{name: "system", help: "System requests", sub: []*cmd{
+				{name: "reboot", help: "Reboot the appliance", run: (*Shell).reboot},
+				{name: "zeroize", help: "Erase every key, user and config, then reboot to first-boot setup", run: (*Shell).zeroize},
+			}},
+		}},
+		{name: "show", help: "Show status and configuration", sub: []*cmd{
+			{name: "configuration", help: "The running configuration", run: func(sh *Shell, _ []token, _ int) error {
+				c := sh.env.Manager.Running()
+				if len(flatten(c)) == 0 {
+					sh.printf("(no configuration committed yet: 'configure' to start)\n")
+				}
+				render(sh.out, root, reflect.ValueOf(c).Elem(), false, "")
+				return nil
+			}},
+			{name: "counters", help: "IEEE 802.1AE counters per SecY, SC and SA", run: status(show.Counters)},
+			{name: "interfaces", help: "Ports: role, link, MTU, driver, offload, datapath", run: (*Shell).showInterfaces},
+			{name: "log", help: "The system log; 'show log audit' for logins and commits", arg: "[audit]",
+				words: func(*Shell, []token) []cand { return []cand{{"audit", "Logins, failed logins and commits"}} },
+				run:   (*Shell).showLog},
+			{name: "macsec", help: "SecYs, secure channels and SAs", run: status(show.MACsec)},
+			{name: "mka", help: "MKA sessions: CA, peers, key server, keys", run: status(show.MKA)},
+			{name: "system", help: "Version, board, uptime, boot slot and commits", run: (*Shell).showSystem},
+			{name: "users", help: "Who is logged in", run: func(sh *Shell, _ []token, _ int) error {
+				if sh.env.Sessions == nil {
+					return errors.New("not available here")
+				}
+				for _, s := range sh.env.Sessions() {
+					sh.printf("%s\n", s)
+				}
+				return nil
+			}},
+		}},
+	}
+}
+
+func (sh *Shell) configCommands() []*cmd {
+	schemaWords := func(forSet bool) func(*Shell, []token) []cand {
+		return func(sh *Shell, args []token) []cand { return schemaCands(sh.cand, args, forSet) }
+	}
+	rollbacks := func(sh *Shell, _ []token) []cand {
+		var c []cand
+		for _, e := range sh.env.Manager.History() {
+			c = append(c, cand{strconv.Itoa(e.N), e.Time.Format(time.DateTime)})
+		}
+		return c
+	}
+	return []*cmd{
+		{name: "commit", help: "Validate and apply the candidate", arg: "[check | confirmed [minutes] | and-quit]",
+			words: func(_ *Shell, args []token) []cand {
+				if len(args) == 1 && args[0].s == "confirmed" {
+					return []cand{{"<minutes>", "Roll back after this many minutes unless confirmed (default 10)"}}
+				}
+				return []cand{{"check", "Validate only"}, {"confirmed", "Roll back automatically unless confirmed by another commit"}, {"and-quit", "Commit, then leave configuration mode"}}
+			},
+			run: (*Shell).commit},
+		{name: "compare", help: "Show the candidate's differences from the running config", arg: "[rollback N]", run: (*Shell).compare},
+		{name: "delete", help: "Delete a statement or section", arg: "<path>", words: schemaWords(false), run: func(sh *Shell, args []token, end int) error {
+			c := sh.cand.Clone()
+			if err := del(c, args, end); err != nil {
+				return err
+			}
+			sh.cand = c
+			return nil
+		}},
+		{name: "exit", help: "Leave configuration mode", arg: "[discard]", run: (*Shell).exitConfig},
+		{name: "quit", help: "Leave configuration mode", arg: "[discard]", run: (*Shell).exitConfig},
+		{name: "rollback", help: "Load an earlier commit into the candidate (0: the running config)", arg: "[N]", words: rollbacks, run: (*Shell).rollback},
+		{name: "run", help: "Run an operational command", arg: "<command>", run: func(sh *Shell, args []token, end int) error {
+			if len(args) == 0 {
+				return &posError{end, "incomplete: run what? (run show mka)"}
+			}
+			c, rest, err := resolve(sh.opCommands(), args)
+			if err != nil {
+				return err
+			}
+			if adminOnly(sh.opCommands(), args[0]) && sh.sess.Role != "admin" {
+				return fmt.Errorf("permission denied: %s is an operator (show only)", sh.sess.User)
+			}
+			if c.name == "configure" || c.name == "exit" || c.name == "quit" {
+				return errAt(args[0], "not from configuration mode")
+			}
+			return c.run(sh, rest, end)
+		}},
+		{name: "set", help: "Set a value", arg: "<path> <value>", words: schemaWords(true), run: func(sh *Shell, args []token, end int) error {
+			c := sh.cand.Clone()
+			if err := set(c, args, end, sh.sess.AskSecret, sh.out); err != nil {
+				return err
+			}
+			sh.cand = c
+			return nil
+		}},
+		{name: "show", help: "Show the candidate (or a part of it)", arg: "[path]", words: schemaWords(false), run: (*Shell).showCandidate},
+	}
+}
+
+func (sh *Shell) logout(_ []token, _ int) error {
+	sh.done = true
+	return nil
+}
+
+func (sh *Shell) configure(_ []token, _ int) error {
+	sh.cand = sh.env.Manager.Running()
+	sh.base = sh.cand.Clone()
+	sh.printf("Entering configuration mode\n")
+	if d := sh.env.Manager.Pending(); !d.IsZero() {
+		sh.printf("[a commit confirmed rolls back at %s unless you commit]\n", d.Format(time.TimeOnly))
+	}
+	sh.printf("\n[edit]\n")
+	return nil
+}
+
+func (sh *Shell) changes() []string {
+	return diff(flatten(sh.env.Manager.Running()), flatten(sh.cand))
+}
+
+func (sh *Shell) exitConfig(args []token, _ int) error {
+	discard := len(args) == 1 && strings.HasPrefix("discard", args[0].s)
+	if len(args) > 1 || len(args) == 1 && !discard {
+		return errAt(args[0], "unexpected %q: exit takes only 'discard'", args[0].s)
+	}
+	if len(sh.changes()) > 0 && !discard {
+		return errors.New("uncommitted changes: 'commit' them, or 'exit discard' to drop them")
+	}
+	sh.cand, sh.base = nil, nil
+	sh.printf("Exiting configuration mode\n")
+	return nil
+}
+
+func (sh *Shell) showCandidate(args []token, end int) error {
+	if len(args) == 0 {
+		render(sh.out, root, reflect.ValueOf(sh.cand).Elem(), false, "")
+		return nil
+	}
+	cur, rest, err := descend(sh.cand.Clone(), args, false)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return errAt(rest[0], "unexpected %q", rest[0].s)
+	}
+	render(sh.out, cur.n, cur.v, cur.inList, "")
+	return nil
+}
+
+func (sh *Shell) compare(args []token, end int) error {
+	against := sh.env.Manager.Running()
+	switch {
+	case len(args) == 0:
+	case len(args) == 2 && strings.HasPrefix("rollback", args[0].s):
+		n, err := strconv.Atoi(args[1].s)
+		if err != nil {
+			return errAt(args[1], "want a rollback number")
+		}
+		if against, err = sh.env.Manager.Rollback(n); err != nil {
+			return errAt(args[1], "%v", err)
+		}
+	default:
+		return errAt(args[0], "expected nothing or 'rollback N'")
+	}
+	d := diff(flatten(against), flatten(sh.cand))
+	if len(d) == 0 {
+		sh.printf("no differences\n")
+	}
+	for _, l := range d {
+		sh.printf("%s\n", l)
+	}
+	return nil
+}
+
+func (sh *Shell) rollback(args []token, _ int) error {
+	n := 0
+	if len(args) > 1 {
+		return errAt(args[1], "unexpected %q", args[1].s)
+	}
+	if len(args) == 1 {
+		var err error
+		if n, err = strconv.Atoi(args[0].s); err != nil || n < 0 {
+			return errAt(args[0], "%q: want a rollback number (0: the running config)", args[0].s)
+		}
+	}
+	c, err := sh.env.Manager.Rollback(n)
+	if n == 0 && err != nil {
+		c, err = sh.env.Manager.Running(), nil // nothing committed yet
+	}
+	if err != nil {
+		if len(args) == 1 {
+			return errAt(args[0], "%v", err)
+		}
+		return err
+	}
+	sh.cand = c
+	if n == 0 {
+		sh.base = sh.env.Manager.Running()
+	}
+	sh.printf("load complete (rollback %d); 'compare' shows it, 'commit' applies it\n", n)
+	return nil
+}
+
+func (sh *Shell) commit(args []token, end int) error {
+	var confirm time.Duration
+	check, quit := false, false
+	switch {
+	case len(args) == 0:
+	case strings.HasPrefix("check", args[0].s) && len(args) == 1:
+		check = true
+	case strings.HasPrefix("and-quit", args[0].s) && len(args) == 1:
+		quit = true
+	case strings.HasPrefix("confirmed", args[0].s) && len(args) <= 2:
+		mins := 10
+		if len(args) == 2 {
+			n, err := strconv.Atoi(args[1].s)
+			if err != nil || n < 1 || n > 65535 {
+				return errAt(args[1], "%q: want minutes, 1..65535", args[1].s)
+			}
+			mins = n
+		}
+		confirm = time.Duration(mins) * sh.env.Minute
+	default:
+		return errAt(args[0], "unexpected %q: want check, confirmed [minutes] or and-quit", args[0].s)
+	}
+	if errs := sh.cand.Check(); len(errs) > 0 {
+		sh.printf("error: configuration check-out failed: %d problem(s)\n", len(errs))
+		for _, e := range errs {
+			sh.printf("  %s: %s\n", cliRef(sh.cand, e.Path), cliMsg(sh.cand, e.Msg))
+		}
+		return errors.New("commit failed: nothing changed")
+	}
+	if check {
+		sh.printf("configuration check succeeds\n")
+		return nil
+	}
+	running := sh.env.Manager.Running()
+	if len(diff(flatten(sh.base), flatten(running))) > 0 {
+		return errors.New("the running config was changed by another commit since you started editing: 'rollback 0' loads it (dropping your changes), then make them again")
+	}
+	changes := sh.changes()
+	pending := !sh.env.Manager.Pending().IsZero()
+	if len(changes) == 0 && confirm == 0 && !pending {
+		sh.printf("commit complete (no changes)\n")
+		return sh.afterCommit(quit)
+	}
+	r, err := sh.env.Manager.Commit(sh.cand, commit.Who{User: sh.sess.User, From: sh.sess.From}, changes, confirm)
+	if err != nil {
+		return fmt.Errorf("commit failed: %w", err)
+	}
+	sh.base = sh.env.Manager.Running()
+	if r.Confirmed {
+		sh.printf("commit confirmed by this commit: the automatic rollback is cancelled\n")
+	}
+	if !r.Confirm.IsZero() {
+		sh.printf("commit confirmed will be automatically rolled back at %s unless confirmed by 'commit'\n", r.Confirm.Format(time.TimeOnly))
+	}
+	if r.Restarted {
+		sh.printf("links restarted with the new configuration\n")
+	}
+	sh.printf("commit complete\n")
+	return sh.afterCommit(quit)
+}
+
+func (sh *Shell) afterCommit(quit bool) error {
+	if quit {
+		sh.cand, sh.base = nil, nil
+		sh.printf("Exiting configuration mode\n")
+	}
+	return nil
+}
+
+func (sh *Shell) rekey(args []token, end int) error {
+	if len(args) != 1 {
+		return &posError{end, "give one link name"}
+	}
+	if err := sh.env.Manager.Rekey(args[0].s); err != nil {
+		return errAt(args[0], "%v", err)
+	}
+	sh.printf("rekey requested on link %s\n", args[0].s)
+	return nil
+}
+
+func (sh *Shell) reboot(_ []token, _ int) error {
+	if sh.env.Reboot == nil {
+		return errors.New("not available here: this is not the appliance")
+	}
+	if !sh.confirm("Reboot the system? [yes,no] ") {
+		sh.printf("reboot cancelled\n")
+		return nil
+	}
+	sh.env.Audit.Record(commit.Who{User: sh.sess.User, From: sh.sess.From}, "request system reboot")
+	sh.printf("Rebooting\n")
+	return sh.env.Reboot()
+}
+
+func (sh *Shell) zeroize(_ []token, _ int) error {
+	if sh.env.Zeroize == nil {
+		return errors.New("not available here: this is not the appliance")
+	}
+	if !sh.confirm("Erase every key, user and the whole configuration, then reboot? [yes,no] ") {
+		sh.printf("zeroize cancelled\n")
+		return nil
+	}
+	sh.printf("Zeroizing and rebooting\n")
+	return sh.env.Zeroize()
+}
+
+func (sh *Shell) confirm(prompt string) bool {
+	if sh.sess.AskLine == nil {
+		return false
+	}
+	a, err := sh.sess.AskLine(prompt)
+	return err == nil && strings.TrimSpace(a) == "yes"
+}
+
+func (sh *Shell) showLog(args []token, _ int) error {
+	switch {
+	case len(args) == 0:
+		if sh.env.Log == nil {
+			return errors.New("not available here")
+		}
+		for _, l := range sh.env.Log(100) {
+			sh.printf("%s\n", l)
+		}
+	case len(args) == 1 && strings.HasPrefix("audit", args[0].s):
+		for _, l := range sh.env.Audit.Tail(100) {
+			sh.printf("%s\n", l)
+		}
+	default:
+		return errAt(args[0], "unexpected %q: want nothing or 'audit'", args[0].s)
+	}
+	return nil
+}
+
+func (sh *Shell) showSystem(_ []token, _ int) error {
+	st := sh.env.Manager.Status()
+	sh.printf("Hostname: %s\nUptime: %s\n", st.Hostname, st.Uptime)
+	if sh.env.Info != nil {
+		for _, l := range sh.env.Info() {
+			sh.printf("%s\n", l)
+		}
+	}
+	if d := sh.env.Manager.Pending(); !d.IsZero() {
+		sh.printf("Commit confirmed pending: rolls back at %s unless confirmed\n", d.Format(time.TimeOnly))
+	}
+	sh.printf("Commits kept for rollback:\n")
+	for _, e := range sh.env.Manager.History() {
+		sh.printf("  %2d  %s\n", e.N, e.Time.Format(time.DateTime))
+	}
+	return nil
+}
+
+func (sh *Shell) showInterfaces(_ []token, _ int) error {
+	if sh.env.Ports != nil {
+		sh.printf("Ports:\n")
+		for _, p := range sh.env.Ports() {
+			sh.printf("  %s\n", p)
+		}
+		sh.printf("\n")
+	}
+	show.Interfaces(sh.out, sh.env.Manager.Status())
+	return nil
+}

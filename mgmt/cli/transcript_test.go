@@ -1,0 +1,209 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/secwire/secwire/firmware/commit"
+)
+
+var update = flag.Bool("update", false, "rewrite the transcripts in testdata with the actual output")
+
+// Transcript files (testdata/*.txt) are CLI sessions: the test replays the
+// directives and checks that the whole output is what the file holds.
+//
+//	> LINE        run LINE (the file shows the prompt, then the output)
+//	?> TEXT       press '?' after TEXT
+//	tab> TEXT     press Tab after TEXT
+//	input> TEXT   the answer to the next prompt (a secret or yes/no)
+//	as> ROLE USER start a new session as this user
+//	! expire      the commit confirmed timer fires
+//	# ...         a comment
+//
+// Times of day are replaced by HH:MM:SS.
+
+type harness struct {
+	t       *testing.T
+	env     *Env
+	out     bytes.Buffer
+	sh      *Shell
+	inputs  []string
+	mu      sync.Mutex
+	pending []func()
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	needPorts(t)
+	h := &harness{t: t}
+	dir := t.TempDir()
+	audit := &commit.Audit{Path: filepath.Join(dir, "audit.log")}
+	m, err := commit.Open(context.Background(), commit.Options{
+		ConfigPath: filepath.Join(dir, "secwire.json"), StateDir: filepath.Join(dir, "state"), Audit: audit,
+		AfterFunc: func(d time.Duration, f func()) func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			i := len(h.pending)
+			h.pending = append(h.pending, f)
+			return func() bool {
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				h.pending[i] = nil
+				return true
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	h.env = &Env{Manager: m, Audit: audit}
+	h.login("admin", "admin")
+	return h
+}
+
+func (h *harness) login(user, role string) {
+	ask := func(p string) (string, error) {
+		h.out.WriteString(p + "\n")
+		if len(h.inputs) == 0 {
+			h.t.Fatalf("prompt %q with no input> queued", p)
+		}
+		s := h.inputs[0]
+		h.inputs = h.inputs[1:]
+		return s, nil
+	}
+	h.sh = New(h.env, Session{User: user, Role: role, From: "test", Out: &h.out, AskSecret: ask, AskLine: ask})
+}
+
+// needPorts creates the veth pairs the transcripts name: swt-p0/swt-l0
+// (plaintext, line) with peers that nothing listens on, and no addresses.
+func needPorts(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create veth pairs (make test runs as root in CI)")
+	}
+	for _, p := range []string{"swt-p0", "swt-l0"} {
+		exec.Command("ip", "link", "del", p).Run()
+		if out, err := exec.Command("ip", "link", "add", p, "type", "veth", "peer", "name", p+"x").CombinedOutput(); err != nil {
+			t.Fatalf("ip link add %s: %v: %s", p, err, out)
+		}
+		exec.Command("ip", "link", "set", p+"x", "up").Run()
+		t.Cleanup(func() { exec.Command("ip", "link", "del", p).Run() })
+	}
+}
+
+var clock = regexp.MustCompile(`\b\d\d:\d\d:\d\d\b`)
+
+func (h *harness) run(script string) string {
+	lines := strings.Split(script, "\n")
+	for i, l := range lines {
+		dir, arg, _ := strings.Cut(l, "> ")
+		switch {
+		case strings.HasPrefix(l, "#"):
+			h.out.WriteString(l + "\n")
+		case dir == "":
+			// The input> lines after a command answer its prompts.
+			for _, next := range lines[i+1:] {
+				in, ok := strings.CutPrefix(next, "input> ")
+				if !ok {
+					break
+				}
+				h.inputs = append(h.inputs, in)
+			}
+			h.out.WriteString(h.sh.Prompt() + arg + "\n")
+			h.sh.Exec(arg)
+			if len(h.inputs) > 0 {
+				h.t.Fatalf("%q left input unread: %q", arg, h.inputs)
+			}
+		case dir == "?":
+			h.out.WriteString("?> " + arg + "\n")
+			h.out.WriteString(h.sh.Help(arg))
+		case dir == "tab":
+			h.out.WriteString("tab> " + arg + "\n")
+			done, list := h.sh.Complete(arg)
+			h.out.WriteString("=> " + done + "|\n" + list)
+		case dir == "input":
+			h.out.WriteString(l + "\n")
+		case dir == "as":
+			h.out.WriteString(l + "\n")
+			role, user, _ := strings.Cut(arg, " ")
+			h.login(user, role)
+		case l == "! expire":
+			h.out.WriteString(l + "\n")
+			h.mu.Lock()
+			fs := h.pending
+			h.pending = nil
+			h.mu.Unlock()
+			for _, f := range fs {
+				if f != nil {
+					f()
+				}
+			}
+		}
+	}
+	return clock.ReplaceAllString(h.out.String(), "HH:MM:SS")
+}
+
+// script keeps only the directive lines of a transcript.
+func script(transcript string) string {
+	var s []string
+	for _, l := range strings.Split(transcript, "\n") {
+		if strings.HasPrefix(l, "#") || strings.HasPrefix(l, "! ") || regexp.MustCompile(`^(\?|tab|input|as)?> `).MatchString(l) {
+			s = append(s, l)
+		} else if m := regexp.MustCompile(`^[a-z]+@[a-z0-9-]+[>#] (.*)$`).FindStringSubmatch(l); m != nil {
+			s = append(s, "> "+m[1])
+		}
+	}
+	return strings.Join(s, "\n")
+}
+
+func TestTranscripts(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no transcripts in testdata")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := newHarness(t).run(script(string(want)))
+			if *update {
+				os.WriteFile(f, []byte(got), 0o644)
+				return
+			}
+			if got != string(want) {
+				t.Errorf("transcript differs (go test ./mgmt/cli -run Transcripts -update rewrites it; review the diff)\n%s", lineDiff(string(want), got))
+			}
+		})
+	}
+}
+
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(w), len(g)); i++ {
+		var a, c string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			c = g[i]
+		}
+		if a != c {
+			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + a + "\n  got:  " + c + "\n")
+		}
+	}
+	return b.String()
+}
