@@ -42,11 +42,11 @@ type Spec struct {
 	Plain, Line string
 	// Mgmt is the management port's -netdev spec; "" is QEMU user
 	// networking restricted to the host (add hostfwd for SSH).
-	Mgmt string
-	NIC         string // NIC model: virtio-net-pci (default) or e1000e
-	MemoryMB    int
-	Cmdline     string // kernel command line for BootKernel; "" reads ImageDir/cmdline
-	VarsFile    string // writable OVMF variable store for BootUEFI
+	Mgmt     string
+	NIC      string // NIC model: virtio-net-pci (default) or e1000e
+	MemoryMB int
+	Cmdline  string // kernel command line for BootKernel; "" reads ImageDir/cmdline
+	VarsFile string // writable OVMF variable store for BootUEFI
 	// Accel is the QEMU accelerator. "" means $SECWIRE_QEMU_ACCEL, else
 	// tcg: on the build machines /dev/kvm exists but QEMU aborts at vCPU
 	// start, and -accel kvm -accel tcg does not fall back from that.

@@ -218,7 +218,6 @@ func (m *Manager) apply(c *config.Config) (bool, error) {
 	return true, nil
 }
 
-
 // Rollback returns rollback n (0: the running config, 1: the previous
 // commit) as a new candidate.
 func (m *Manager) Rollback(n int) (*config.Config, error) {

@@ -69,15 +69,14 @@ func TestWrongInputChangesNothing(t *testing.T) {
 func TestHistoryMasksSecrets(t *testing.T) {
 	for in, want := range map[string]string{
 		"set links l0 mka key-chain 01 cak 00112233445566778899aabbccddeeff": "set links l0 mka key-chain 01 cak <secret>",
-		`set system users bob password "$2a$10$abc def"`:                      "set system users bob password <secret>",
-		"set links l0 cipher gcm-aes-128":                                      "set links l0 cipher gcm-aes-128",
+		`set system users bob password "$2a$10$abc def"`:                     "set system users bob password <secret>",
+		"set links l0 cipher gcm-aes-128":                                    "set links l0 cipher gcm-aes-128",
 	} {
 		if got := maskSecrets(in); got != want {
 			t.Errorf("maskSecrets(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
-
 
 // TestTerminalKeys drives the line editor as a user would: Tab completes,
 // '?' lists, the up arrow recalls, a secret is not echoed, Ctrl-D leaves.
