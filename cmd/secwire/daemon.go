@@ -8,19 +8,31 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 
+	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/ctl"
 	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/mgmt/access"
+	"github.com/secwire/secwire/mgmt/cli"
 	"github.com/secwire/secwire/mgmt/show"
+	"github.com/secwire/secwire/mgmt/sshd"
 )
 
 const daemonUsage = `usage: secwire daemon --config FILE [--socket PATH] [--state DIR] [--log-level debug|info|warn|error]
+                      [--ssh ADDR] [--host-key FILE]
 
 Runs the links of FILE (the format is docs/config.md) until SIGTERM or
 SIGINT, logging to standard error; 'secwire show' reads its status from
-the management socket (default ` + ctl.DefaultSocket + `)`
+the management socket (default ` + ctl.DefaultSocket + `).
+
+--ssh ADDR (such as 127.0.0.1:2222) serves the management CLI over SSH to
+the users of FILE; a commit there rewrites FILE (earlier versions are kept
+as FILE.1 ... FILE.10, secrets sealed with seal.key beside it). The host
+key (default ssh_host_ed25519_key beside FILE) is made on first start.`
 
 // daemonCmd runs the host daemon.
 func daemonCmd(ctx context.Context, args []string) error {
@@ -30,6 +42,8 @@ func daemonCmd(ctx context.Context, args []string) error {
 	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
 	level := fs.String("log-level", "info", "log level")
 	state := fs.String("state", "/var/lib/secwire", "state directory (transmit PN ceilings)")
+	sshAddr := fs.String("ssh", "", "SSH listen address")
+	hostKey := fs.String("host-key", "", "SSH host key file")
 	if err := fs.Parse(args); err != nil || *file == "" || fs.NArg() != 0 {
 		return errors.New(daemonUsage)
 	}
@@ -38,18 +52,35 @@ func daemonCmd(ctx context.Context, args []string) error {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	cfg, err := config.Load(*file)
-	if err != nil {
+	if _, err := config.Load(*file); err != nil {
 		return err
 	}
-	sup, err := supervisor.Start(ctx, cfg, supervisor.Options{Log: log, StateDir: *state})
+	dir := filepath.Dir(*file)
+	audit := &commit.Audit{Path: filepath.Join(dir, "audit.log"), Log: log}
+	m, err := commit.Open(ctx, commit.Options{ConfigPath: *file, StateDir: *state, Log: log, Audit: audit})
 	if err != nil {
+		if m != nil {
+			m.Stop()
+		}
 		return err
 	}
-	defer sup.Stop()
-	errc := make(chan error, 1)
-	go func() { errc <- ctl.Serve(ctx, *sock, ctl.Handlers{Status: sup.Status, Rekey: sup.Rekey}) }()
-	log.Info("secwire daemon running", "config", *file, "links", len(cfg.Links), "socket", *sock, "version", version)
+	defer m.Stop()
+	errc := make(chan error, 2)
+	go func() { errc <- ctl.Serve(ctx, *sock, ctl.Handlers{Status: m.Status, Rekey: m.Rekey}) }()
+	if *sshAddr != "" {
+		ln, err := net.Listen("tcp", *sshAddr)
+		if err != nil {
+			return fmt.Errorf("--ssh: %w", err)
+		}
+		if *hostKey == "" {
+			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
+		}
+		sessions := &access.Sessions{}
+		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List}
+		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
+		go func() { errc <- srv.Serve(ctx, ln) }()
+	}
+	log.Info("secwire daemon running", "config", *file, "links", len(m.Running().Links), "socket", *sock, "ssh", *sshAddr, "version", version)
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")

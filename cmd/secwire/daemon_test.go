@@ -175,11 +175,15 @@ func (tp *topo) ns(side string) *netns.NS {
 func (tp *topo) socket(side string) string { return filepath.Join(tp.dir, side+".sock") }
 
 // start runs a daemon and waits for its management socket.
-func (tp *topo) start(side, cfg string) {
+func (tp *topo) start(side, cfg string) { tp.t.Helper(); tp.startArgs(side, cfg) }
+
+// startArgs runs a daemon with extra arguments.
+func (tp *topo) startArgs(side, cfg string, extra ...string) {
 	t := tp.t
 	t.Helper()
 	logf, _ := os.Create(filepath.Join(tp.dir, side+".log"))
-	cmd := tp.ns(side).Command(secwireBinary(t), "daemon", "--config", cfg, "--socket", tp.socket(side), "--state", filepath.Join(tp.dir, "state-"+side))
+	args := append([]string{"daemon", "--config", cfg, "--socket", tp.socket(side), "--state", filepath.Join(tp.dir, "state-"+side)}, extra...)
+	cmd := tp.ns(side).Command(secwireBinary(t), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

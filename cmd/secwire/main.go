@@ -20,12 +20,14 @@ const usage = `usage: secwire COMMAND [ARGS]
 
 commands:
   boot                  run the appliance firmware (the image's uinit)
-  daemon --config FILE  run the links of a config file on this host (software datapath)
+  daemon --config FILE [--ssh ADDR]  run the links of a config file on this host;
+                        --ssh serves the management CLI (commit writes FILE)
   config check FILE     check a config file, listing every problem
   show interfaces|macsec|mka|counters  status of the running daemon
   request mka rekey LINK  ask the link's key server for a new SAK
   frame protect|validate  protect or validate one frame (see 'secwire frame -h')
   pcap decrypt          decrypt the MACsec frames of a capture (see 'secwire pcap -h')
+  passwd                print a password hash for a config file's users
   version               print the version
 `
 
@@ -39,7 +41,10 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "boot":
+		boot.Version = version
 		err = boot.Run(ctx, stdio{}, boot.Options{})
+	case "passwd":
+		err = passwdCmd(os.Args[2:], os.Stdin, os.Stdout)
 	case "frame":
 		err = frameCmd(os.Args[2:], os.Stdout)
 	case "daemon":

@@ -1,7 +1,8 @@
 // Package boot is the appliance's uinit: after u-root's init has mounted
 // /proc, /sys, /dev and /tmp it loads the board's modules, coldplugs the
 // NICs, arms the watchdog, mounts the config partition, prints the port
-// inventory and hands the serial console to the management prompt.
+// inventory, starts the links of the stored config and hands the serial
+// console to the login prompt.
 package boot
 
 import (
@@ -92,8 +93,15 @@ func Run(ctx context.Context, console io.ReadWriter, opt Options) error {
 	for _, m := range missing {
 		say("secwire: ERROR: %s (check the board file and the NIC); the appliance stays manageable", m)
 	}
+	mgmtPort := ""
+	for _, p := range ports {
+		if p.Role == "management" {
+			mgmtPort = p.Name
+		}
+	}
 	say("secwire: boot took %v", time.Since(start).Round(time.Millisecond))
-	return Console(ctx, console, board)
+	rawConsole(os.Stdin) // the console is the uinit's stdio
+	return manage(ctx, console, board, mgmtPort, start)
 }
 
 // waitPorts polls the inventory until every board port is found or the

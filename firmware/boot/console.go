@@ -1,79 +1,105 @@
 package boot
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/secwire/secwire/drivers"
-	"github.com/secwire/secwire/firmware/store"
+	"github.com/secwire/secwire/firmware/commit"
+	"github.com/secwire/secwire/firmware/logring"
+	"github.com/secwire/secwire/mgmt/access"
+	"github.com/secwire/secwire/mgmt/cli"
+	"github.com/secwire/secwire/mgmt/console"
+	"github.com/secwire/secwire/mgmt/plane"
+	"github.com/secwire/secwire/mgmt/sshd"
 )
 
-// Prompt is the placeholder management prompt.
-const Prompt = "secwire> "
+// Files on the config partition besides the config.
+const (
+	HostKeyFile = ConfigMount + "/ssh_host_ed25519_key"
+	AuditFile   = ConfigMount + "/audit.log"
+	StateDir    = ConfigMount + "/state"
+)
 
-// Console is a PLACEHOLDER for the management CLI (its own issue): a few
-// commands to inspect the box and to prove that the config partition keeps
-// what is written to it. It offers no shell and no way to change keys.
-func Console(ctx context.Context, rw io.ReadWriter, board *drivers.Board) error {
-	fmt.Fprintln(rw, "secwire: management CLI not implemented yet: PLACEHOLDER prompt. Type 'help'.")
-	in := bufio.NewScanner(rw)
-	for {
-		fmt.Fprint(rw, Prompt)
-		if !in.Scan() {
-			// Console closed: keep the appliance running, never exit to a shell.
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		f := strings.Fields(in.Text())
-		switch {
-		case len(f) == 0:
-		case f[0] == "help":
-			fmt.Fprintln(rw, "show interfaces | show config | set hostname NAME | reboot")
-		case len(f) == 2 && f[0] == "show" && f[1] == "interfaces":
-			ports, missing := board.Assign(mustInventory())
-			for _, p := range ports {
-				fmt.Fprintf(rw, "  %s\n", p)
+// Version is the firmware version, set by main.
+var Version = "dev"
+
+// manage starts the links of the stored config, the management plane and
+// the login on the console, and runs until ctx ends.
+func manage(ctx context.Context, con io.ReadWriter, board *drivers.Board, mgmtPort string, booted time.Time) error {
+	ring := &logring.Ring{Max: 1000}
+	log := slog.New(slog.NewTextHandler(ring, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	audit := &commit.Audit{Path: AuditFile, Log: log}
+	sessions := &access.Sessions{}
+	pl := &plane.Plane{Log: log}
+	os.MkdirAll(StateDir, 0o700)
+	m, err := commit.Open(ctx, commit.Options{
+		ConfigPath: ConfigFile, StateDir: StateDir, Log: log, Audit: audit, OnChange: pl.Apply,
+	})
+	if m == nil {
+		return fmt.Errorf("config store: %w", err)
+	}
+	if err != nil {
+		fmt.Fprintf(con, "secwire: ERROR: %v\n", err)
+	}
+	defer m.Stop()
+	env := &cli.Env{
+		Manager:  m,
+		Audit:    audit,
+		Log:      ring.Tail,
+		Sessions: sessions.List,
+		Info: func() []string {
+			var uts unix.Utsname
+			unix.Uname(&uts)
+			return []string{
+				"Version: secwire " + Version,
+				"Board: " + board.Name + " (" + board.Description + ")",
+				"Kernel: " + unix.ByteSliceToString(uts.Release[:]),
+				"Boot slot: secwire-boot (single slot), config partition " + ConfigPartName,
+				"Booted: " + booted.Format(time.DateTime),
 			}
-			for _, m := range missing {
-				fmt.Fprintf(rw, "  ERROR: %s\n", m)
+		},
+		Ports: func() []drivers.Port {
+			inv, _ := drivers.Inventory("/sys")
+			p, _ := board.Assign(inv)
+			return p
+		},
+		Reboot: func() error { return reboot(log) },
+		Zeroize: func() error {
+			audit.Record(commit.Who{User: "system"}, "request system zeroize: keys, users and config erased")
+			if err := m.Zeroize(HostKeyFile); err != nil {
+				log.Error("zeroize", "err", err)
 			}
-		case len(f) == 2 && f[0] == "show" && f[1] == "config":
-			b, err := os.ReadFile(ConfigFile)
-			if err != nil {
-				fmt.Fprintf(rw, "no stored configuration (%v)\n", err)
-			} else {
-				fmt.Fprintf(rw, "%s\n", b)
-			}
-		case len(f) == 3 && f[0] == "set" && f[1] == "hostname":
-			b, _ := json.Marshal(map[string]any{"system": map[string]string{"hostname": f[2]}})
-			if err := store.WriteAtomic(ConfigFile, b, 0o600); err != nil {
-				fmt.Fprintf(rw, "error: %v\n", err)
-			} else {
-				fmt.Fprintln(rw, "stored")
-			}
-		case f[0] == "reboot":
-			fmt.Fprintln(rw, "rebooting")
-			unix.Sync()
-			_ = unix.Unmount(ConfigMount, 0)
-			time.Sleep(100 * time.Millisecond)
-			if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
-				fmt.Fprintf(rw, "error: reboot: %v\n", err)
-			}
-		default:
-			fmt.Fprintf(rw, "error: unknown command %q; type 'help'\n", f[0])
-		}
+			return reboot(log)
+		},
+	}
+	limiter := access.NewLimiter()
+	pl.SSH = &sshd.Server{Env: env, HostKey: HostKeyFile, Limiter: limiter, Sessions: sessions, Log: log}
+	pl.Start(ctx, m.Running())
+	c := &console.Console{Env: env, Limiter: limiter, Sessions: sessions, MgmtPort: mgmtPort}
+	return c.Run(ctx, con)
+}
+
+// rawConsole puts a terminal console into raw mode, so the line editor
+// sees every key (Tab, '?', arrows) and echoes for itself.
+func rawConsole(f *os.File) {
+	if term.IsTerminal(int(f.Fd())) {
+		term.MakeRaw(int(f.Fd()))
 	}
 }
 
-func mustInventory() []drivers.Port {
-	p, _ := drivers.Inventory("/sys")
-	return p
+func reboot(log *slog.Logger) error {
+	log.Warn("rebooting")
+	unix.Sync()
+	unix.Unmount(ConfigMount, 0)
+	time.Sleep(100 * time.Millisecond)
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 }
+

@@ -32,6 +32,9 @@ type Options struct {
 	// AfterFunc runs f after d (commit confirmed); nil is time.AfterFunc.
 	// Tests pass one they fire themselves.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+	// OnChange is told the new running config after every commit and
+	// rollback (the management address and SSH follow it).
+	OnChange func(*config.Config)
 }
 
 // Manager is the running config and the links it drives.
@@ -60,6 +63,9 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.OnChange == nil {
+		o.OnChange = func(*config.Config) {}
+	}
 	if o.AfterFunc == nil {
 		o.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
@@ -74,7 +80,7 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 	}
 	var startErr error
 	if b != nil {
-		c, err := m.decode(b)
+		c, err := config.Load(o.ConfigPath) // resolves key files, opens sealed secrets
 		if err != nil {
 			startErr = fmt.Errorf("stored config %s: %w", o.ConfigPath, err)
 		} else {
@@ -95,20 +101,6 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 
 func (m *Manager) supOpts() supervisor.Options {
 	return supervisor.Options{Log: m.opts.Log, StateDir: m.opts.StateDir}
-}
-
-func (m *Manager) decode(b []byte) (*config.Config, error) {
-	c, err := config.Parse(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Unseal(m.sealer); err != nil {
-		return nil, err
-	}
-	if errs := c.Check(); len(errs) > 0 {
-		return nil, errs
-	}
-	return c, nil
 }
 
 // Running is a copy of the running config.
@@ -163,6 +155,7 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 		m.pending = p
 	}
 	m.opts.Audit.Record(who, what, changes...)
+	m.opts.OnChange(m.running.Clone())
 	return r, nil
 }
 
@@ -181,6 +174,7 @@ func (m *Manager) expire(p *pendingConfirm) {
 		m.opts.Log.Error("commit confirmed expired: storing the previous config failed", "err", err)
 	}
 	m.opts.Audit.Record(Who{User: "system"}, "commit confirmed expired: rolled back to the previous config")
+	m.opts.OnChange(m.running.Clone())
 	m.opts.Log.Warn("commit confirmed was not confirmed in time: the previous config is running again")
 }
 

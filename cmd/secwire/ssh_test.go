@@ -1,0 +1,237 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/mka"
+	"github.com/secwire/secwire/internal/netns"
+	"github.com/secwire/secwire/offload/macsec"
+)
+
+const sshPassword = "correct horse battery"
+
+// startSSH runs side's daemon with only users configured and SSH on the
+// namespace's loopback; its config, seal key, host key and audit log
+// live in their own directory.
+func (tp *topo) startSSH(side string, users []config.User) string {
+	dir := filepath.Join(tp.dir, side+"-cfg")
+	os.MkdirAll(dir, 0o700)
+	b, _ := json.Marshal(config.Config{System: config.System{Users: users}})
+	p := filepath.Join(dir, "secwire.json")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		tp.t.Fatal(err)
+	}
+	tp.startArgs(side, p, "--ssh", "127.0.0.1:2222")
+	return p
+}
+
+// dialSSH logs in to side's daemon with golang.org/x/crypto/ssh.
+func dialSSH(t *testing.T, ns *netns.NS, user string, auth ssh.AuthMethod) (*ssh.Client, error) {
+	var c net.Conn
+	err := ns.Do(func() (err error) {
+		for range 50 {
+			if c, err = net.Dial("tcp", "127.0.0.1:2222"); err == nil {
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(c, "127.0.0.1:2222", &ssh.ClientConfig{
+		User: user, Auth: []ssh.AuthMethod{auth},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the test made the server moments ago
+		Timeout:         20 * time.Second,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// screen collects what an interactive session shows.
+type screen struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *screen) waitFor(t *testing.T, want string) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(s.String(), want) {
+			return
+		}
+	}
+	t.Fatalf("the session never showed %q:\n%s", want, s.String())
+}
+
+// Two host daemons start with users only. A is configured over an
+// interactive SSH session from golang.org/x/crypto/ssh (password login,
+// the CAK typed at a no-echo prompt), B with OpenSSH's ssh (public key,
+// one command line). The link then secures with XPN-256 and carries
+// traffic encrypted.
+func TestSSHConfiguresLinks(t *testing.T) {
+	tp := newTopo(t, macsec.GCMAESXPN256)
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Skip("OpenSSH client missing: `make test` installs it (.ci/deps, openssh-client)")
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	authorized := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " test@secwire"
+	hash, err := config.HashPassword(sshPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []config.User{
+		{Name: "admin", Role: "admin", Password: hash, SSHKeys: []string{authorized}},
+		{Name: "olga", Role: "operator", Password: hash},
+	}
+	cfgA := tp.startSSH("a", users)
+	cfgB := tp.startSSH("b", users)
+	cakHex := strings.Repeat("c3", 32)
+
+	// A: interactive, with a terminal.
+	c, err := dialSSH(t, tp.a, "admin", ssh.Password(sshPassword))
+	if err != nil {
+		t.Fatalf("ssh to A: %v\n%s", err, tp.log("a"))
+	}
+	defer c.Close()
+	sess, _ := c.NewSession()
+	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := sess.StdinPipe()
+	var scr screen
+	sess.Stdout = &scr
+	if err := sess.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	scr.waitFor(t, "admin@secwire> ")
+	for _, step := range [][2]string{
+		{"configure\r", "[edit]"},
+		{"set links link0 plain plain\r", "# "},
+		{"set links link0 line line\r", "# "},
+		{"set links link0 cipher gcm-aes-xpn-256\r", "# "},
+		{"set links link0 mka key-chain 01ab cak\r", "CAK (32 or 64 hex digits): "},
+		{cakHex + "\r", "Retype CAK"},
+		{cakHex + "\r", "# "},
+		{"set links link0 mka priority 10\r", "# "},
+		{"set links link0 mka priority 999\r", "error: priority: 999: want 0..255"},
+		{"commit\r", "commit complete"},
+		{"exit\r", "admin@secwire> "},
+	} {
+		io.WriteString(in, step[0])
+		scr.waitFor(t, step[1])
+	}
+	if strings.Contains(scr.String(), cakHex) {
+		t.Fatal("the CAK was echoed on the SSH terminal")
+	}
+
+	// B: OpenSSH, public key, one command line (the CAK on the line).
+	keyFile := filepath.Join(tp.dir, "id_ed25519")
+	blk, _ := ssh.MarshalPrivateKey(priv, "")
+	os.WriteFile(keyFile, pem.EncodeToMemory(blk), 0o600)
+	openssh := func(user string, cmd string) (string, error) {
+		out, err := tp.b.Command("ssh", "-i", keyFile, "-p", "2222", "-o", "BatchMode=yes",
+			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+			user+"@127.0.0.1", cmd).CombinedOutput()
+		return string(out), err
+	}
+	out, err := openssh("admin", "configure; set links link0 plain plain; set links link0 line line; "+
+		"set links link0 cipher gcm-aes-xpn-256; set links link0 mka key-chain 01ab cak "+cakHex+"; set links link0 mka priority 20; commit")
+	if err != nil || !strings.Contains(out, "commit complete") {
+		t.Fatalf("OpenSSH configure of B: %v\n%s\nB:\n%s", err, out, tp.log("b"))
+	}
+
+	took := tp.waitMKA("CA secured", 20*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+	t.Logf("CA secured %s after the commits", took.Round(time.Millisecond))
+	stop := capture(t, tp.b, "line", filepath.Join(tp.dir, "line.pcapng"))
+	if !tp.waitPing("10.9.0.2") || !tp.ping("10.9.0.2", 5) {
+		t.Fatalf("no ping across the link configured over SSH\nA:\n%s\nB:\n%s", tp.log("a"), tp.log("b"))
+	}
+	checkLine(t, stop())
+
+	// show mka over SSH on both ends.
+	io.WriteString(in, "show mka\r")
+	scr.waitFor(t, "SECURED")
+	out, err = openssh("admin", "show mka")
+	if err != nil || !strings.Contains(out, "SECURED") || strings.Contains(out, cakHex) {
+		t.Fatalf("show mka on B over OpenSSH: %v\n%s", err, out)
+	}
+
+	// An operator may look, not change; the exit status says so.
+	op, err := dialSSH(t, tp.a, "olga", ssh.Password(sshPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := op.NewSession()
+	o, err := s2.CombinedOutput("configure")
+	var ee *ssh.ExitError
+	if !errors.As(err, &ee) || ee.ExitStatus() != 1 || !strings.Contains(string(o), "permission denied") {
+		t.Fatalf("operator configure: %v\n%s", err, o)
+	}
+	op.Close()
+
+	// The stored configs carry no CAK, only sealed values; the audit log
+	// has the logins and the commit, without the CAK.
+	for _, f := range []string{cfgA, cfgB} {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), cakHex) || !strings.Contains(string(b), "sealed:") {
+			t.Fatalf("%s stores the CAK in clear:\n%s", f, b)
+		}
+		if _, err := os.Stat(f + ".1"); err != nil {
+			t.Fatalf("no rollback copy of %s: %v", f, err)
+		}
+		audit, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "audit.log"))
+		if !strings.Contains(string(audit), "user=admin from=ssh 127.0.0.1") || !strings.Contains(string(audit), " commit\n    + set links link0 plain plain") ||
+			!strings.Contains(string(audit), "    + set links link0 mka key-chain 01ab cak sha256:") ||
+			strings.Contains(string(audit), cakHex) {
+			t.Fatalf("audit log of %s:\n%s", f, audit)
+		}
+	}
+
+	// Failed logins from one address are limited: after five wrong
+	// passwords even the right one is refused for a while.
+	for range 5 {
+		if _, err := dialSSH(t, tp.a, "admin", ssh.Password("wrong password")); err == nil {
+			t.Fatal("a wrong password logged in")
+		}
+	}
+	if _, err := dialSSH(t, tp.a, "admin", ssh.Password(sshPassword)); err == nil {
+		t.Fatal("the right password was accepted right after five failures")
+	}
+	audit, _ := os.ReadFile(filepath.Join(filepath.Dir(cfgA), "audit.log"))
+	if !strings.Contains(string(audit), "login failed (password)") || !strings.Contains(string(audit), "too many failed logins") {
+		t.Fatalf("audit log lacks the failed logins:\n%s", audit)
+	}
+}
