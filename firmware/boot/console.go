@@ -102,4 +102,3 @@ func reboot(log *slog.Logger) error {
 	time.Sleep(100 * time.Millisecond)
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 }
-
