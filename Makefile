@@ -29,10 +29,10 @@ build/$(BOARD)/disk.img: $(LINUXBIN) board/$(BOARD).json image/kernel.json $(GOF
 	@command -v dpkg-deb >/dev/null && command -v depmod >/dev/null || $(MAKE) deps
 	$(GO) run ./image/cmd/mkimage -board $(BOARD) -secwire $(LINUXBIN)
 
-# make qemu [BOOT=uefi|kernel] [PLAIN_NETDEV=...] [LINE_NETDEV=...] [CONFIG=file] [NIC=e1000e]
+# make qemu [BOOT=uefi|kernel] [PLAIN_NETDEV=...] [LINE_NETDEV=...] [MGMT_NETDEV=...] [CONFIG=file] [NIC=e1000e]
 qemu: deps image
 	$(GO) run ./qemu/cmd/secwire-qemu -dir build/$(BOARD) -boot $(BOOT) \
-		$(if $(PLAIN_NETDEV),-plain '$(PLAIN_NETDEV)') $(if $(LINE_NETDEV),-line '$(LINE_NETDEV)') \
+		$(if $(PLAIN_NETDEV),-plain '$(PLAIN_NETDEV)') $(if $(LINE_NETDEV),-line '$(LINE_NETDEV)') $(if $(MGMT_NETDEV),-mgmt '$(MGMT_NETDEV)') \
 		$(if $(NIC),-nic $(NIC)) $(if $(CONFIG),-config '$(CONFIG)')
 
 deps:

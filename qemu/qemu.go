@@ -42,11 +42,15 @@ type Spec struct {
 	Plain, Line string
 	// Mgmt is the management port's -netdev spec; "" is QEMU user
 	// networking restricted to the host (add hostfwd for SSH).
-	Mgmt     string
-	NIC      string // NIC model: virtio-net-pci (default) or e1000e
-	MemoryMB int
-	Cmdline  string // kernel command line for BootKernel; "" reads ImageDir/cmdline
-	VarsFile string // writable OVMF variable store for BootUEFI
+	Mgmt string
+	NIC  string // NIC model: virtio-net-pci (default) or e1000e
+	// MACPrefix, five octets such as 52:54:00:0a:00, gives the ports the
+	// MACs prefix:00, :01, :02; "" leaves QEMU's defaults, which are the
+	// same in every VM (two appliances on one wire need their own).
+	MACPrefix string
+	MemoryMB  int
+	Cmdline   string // kernel command line for BootKernel; "" reads ImageDir/cmdline
+	VarsFile  string // writable OVMF variable store for BootUEFI
 	// Accel is the QEMU accelerator. "" means $SECWIRE_QEMU_ACCEL, else
 	// tcg: on the build machines /dev/kvm exists but QEMU aborts at vCPU
 	// start, and -accel kvm -accel tcg does not fall back from that.
@@ -129,7 +133,7 @@ func (s Spec) Args() ([]string, error) {
 	if mgmt == "" {
 		mgmt = "user,restrict=on"
 	}
-	for _, p := range []struct{ id, netdev string }{{"plain", s.Plain}, {"line", s.Line}, {"mgmt", mgmt}} {
+	for i, p := range []struct{ id, netdev string }{{"plain", s.Plain}, {"line", s.Line}, {"mgmt", mgmt}} {
 		if p.netdev == "" {
 			return nil, fmt.Errorf("no -netdev for the %s port", p.id)
 		}
@@ -141,7 +145,11 @@ func (s Spec) Args() ([]string, error) {
 				nd += "," + rest
 			}
 		}
-		args = append(args, "-netdev", nd, "-device", nic+",netdev="+p.id)
+		dev := nic + ",netdev=" + p.id
+		if s.MACPrefix != "" {
+			dev += fmt.Sprintf(",mac=%s:%02x", s.MACPrefix, i)
+		}
+		args = append(args, "-netdev", nd, "-device", dev)
 	}
 	args = append(args, "-device", "i6300esb")
 	return append(args, s.Extra...), nil

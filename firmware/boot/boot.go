@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secwire/secwire/drivers"
+	"github.com/secwire/secwire/internal/ifquiet"
 )
 
 // Paths inside the appliance image.
@@ -80,8 +81,19 @@ func Run(ctx context.Context, console io.ReadWriter, opt Options) error {
 		_ = os.MkdirAll(ConfigMount, 0o700)
 	}
 
+	// Interfaces made from now on (the kernel datapath's macsec link and
+	// bridge) start without IPv6, and so do the data ports: the box's
+	// own stack must never send a frame (neighbour discovery, MLD) on
+	// the line port, where it would leave in clear.
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0o644)
 	ports, missing := waitPorts(board, opt.PortWait)
 	for _, p := range ports {
+		if p.Role == "plaintext" || p.Role == "line" {
+			if err := ifquiet.Quiet(p.Name); err != nil {
+				say("secwire: ERROR: %v", err)
+				continue // left down: better no link than a chatty line port
+			}
+		}
 		if p.Role != "" {
 			_ = setUp(p.Name)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/mka"
+	"github.com/secwire/secwire/internal/ifquiet"
 	"github.com/secwire/secwire/offload/kernel"
 	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/software"
@@ -141,6 +142,16 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 	}
 	l := &link{cfg: lc, lineMTU: line.MTU}
 	log := s.log.With("link", lc.Name)
+	// The host's own stack must never talk on the line port: no IPv6
+	// neighbour discovery or MLD, no addresses (they would leave in clear).
+	if a := ifquiet.Addresses(lc.Line); len(a) > 0 {
+		return nil, fmt.Errorf("line port %s has IP addresses %v: remove them (ip addr flush dev %s); a line port carries MACsec only", lc.Line, a, lc.Line)
+	}
+	for _, port := range []string{lc.Line, lc.Plain} {
+		if err := ifquiet.Quiet(port); err != nil {
+			return nil, err
+		}
+	}
 	if err := setLink(lc.Line, true); err != nil {
 		return nil, fmt.Errorf("line port %s: cannot bring it up: %w", lc.Line, err)
 	}

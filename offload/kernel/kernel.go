@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/secwire/secwire/offload/macsec"
+	"github.com/secwire/secwire/internal/ifquiet"
 	"github.com/secwire/secwire/offload/macsecnl"
 )
 
@@ -150,6 +151,9 @@ func Start(o Options) (*Datapath, error) {
 		}
 	}
 	for _, p := range []netlink.Link{ms, brl} {
+		if err := ifquiet.Quiet(p.Attrs().Name); err != nil {
+			return nil, err
+		}
 		if err := netlink.LinkSetUp(p); err != nil {
 			return nil, fmt.Errorf("bring up %s: %w", p.Attrs().Name, err)
 		}

@@ -18,6 +18,7 @@ func main() {
 	boot := flag.String("boot", "uefi", "uefi (disk.img under OVMF) or kernel (direct kernel boot)")
 	plain := flag.String("plain", "", "QEMU -netdev spec of the plaintext port (default: UDP 127.0.0.1:10001 <-> :10002)")
 	line := flag.String("line", "", "QEMU -netdev spec of the line port (default: UDP 127.0.0.1:10003 <-> :10004)")
+	mgmt := flag.String("mgmt", "user,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22", "QEMU -netdev spec of the management port (default: SSH on 127.0.0.1:2222 reaches the appliance at 10.0.2.15)")
 	nic := flag.String("nic", "virtio-net-pci", "NIC model: virtio-net-pci or e1000e")
 	config := flag.String("config", "", "config file to place on the config partition before boot")
 	flag.Parse()
@@ -27,13 +28,13 @@ func main() {
 	if *line == "" {
 		*line, _ = qemu.UDPLink(10003, 10004)
 	}
-	if err := run(*dir, qemu.Boot(*boot), *plain, *line, *nic, *config); err != nil {
+	if err := run(*dir, qemu.Boot(*boot), *plain, *line, *mgmt, *nic, *config); err != nil {
 		fmt.Fprintf(os.Stderr, "secwire-qemu: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, boot qemu.Boot, plain, line, nic, config string) error {
+func run(dir string, boot qemu.Boot, plain, line, mgmt, nic, config string) error {
 	disk := filepath.Join(dir, "disk.img")
 	if config != "" {
 		b, err := os.ReadFile(config)
@@ -51,12 +52,13 @@ func run(dir string, boot qemu.Boot, plain, line, nic, config string) error {
 		return fmt.Errorf("OVMF vars (Debian package ovmf): %w", err)
 	}
 	var args []string
-	s := qemu.Spec{ImageDir: dir, Disk: disk, Boot: boot, Plain: plain, Line: line, NIC: nic, VarsFile: vars}
+	s := qemu.Spec{ImageDir: dir, Disk: disk, Boot: boot, Plain: plain, Line: line, Mgmt: mgmt, NIC: nic, VarsFile: vars}
 	args, err = s.Args()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "secwire-qemu: booting (%s boot, %s NICs); serial console below, Ctrl-A X quits\n", boot, nic)
+	fmt.Fprintf(os.Stderr, "secwire-qemu: management port: %s\n", mgmt)
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	return cmd.Run()
