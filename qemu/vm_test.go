@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // These tests boot the real image (Debian kernel, u-root, secwire uinit) in

@@ -19,8 +19,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/internal/ifquiet"
+	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/macsecnl"
 )
 
