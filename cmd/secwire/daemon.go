@@ -32,7 +32,7 @@ the management socket (default ` + ctl.DefaultSocket + `).
 --ssh ADDR (such as 127.0.0.1:2222) serves the management CLI over SSH to
 the users of FILE; a commit there rewrites FILE (earlier versions are kept
 as FILE.1 ... FILE.10, secrets sealed with seal.key beside it). The host
-key (default ssh_host_ed25519_key beside FILE) is made on first start.`
+key (default ssh_host_ed25519_key beside FILE) is made on first start`
 
 // daemonCmd runs the host daemon.
 func daemonCmd(ctx context.Context, args []string) error {

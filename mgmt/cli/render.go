@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"strings"
 )
 
 // render prints configuration in the hierarchical style of Junos and VyOS:
@@ -120,17 +119,4 @@ func diff(a, b []line) []string {
 		}
 	}
 	return out
-}
-
-// setLines is the config as `set` commands (show | display set).
-func setLines(ls []line) string {
-	var b strings.Builder
-	for _, l := range ls {
-		b.WriteString("set " + l.String())
-		if l.secret {
-			b.WriteString(" ## SECRET-DATA")
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
