@@ -189,6 +189,16 @@ func TestSSHConfiguresLinks(t *testing.T) {
 		t.Fatalf("show mka on B over OpenSSH: %v\n%s", err, out)
 	}
 
+	// ping out of A's plaintext port to host h1 (10.9.0.1).
+	if out, err := openssh("admin", "show configuration"); err != nil || !strings.Contains(out, "links link0") {
+		t.Fatalf("show configuration on B: %v\n%s", err, out)
+	}
+	s3, _ := c.NewSession()
+	o3, _ := s3.CombinedOutput("ping 10.9.0.1 link link0 source 10.9.0.200 count 3")
+	if !strings.Contains(string(o3), "3 packets transmitted, 3 received") {
+		t.Fatalf("ping from A's plaintext side:\n%s", o3)
+	}
+
 	// An operator may look, not change; the exit status says so.
 	op, err := dialSSH(t, tp.a, "olga", ssh.Password(sshPassword))
 	if err != nil {

@@ -7,9 +7,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/mgmt/ping"
 	"github.com/secwire/secwire/mgmt/show"
 )
 
@@ -205,6 +208,8 @@ func (sh *Shell) opCommands() []*cmd {
 		}},
 		{name: "configure", help: "Enter configuration mode (a private candidate)", admin: true, run: (*Shell).configure},
 		{name: "exit", help: "Log out", run: (*Shell).logout},
+		{name: "ping", help: "Ping a host on a link's plaintext side (ARP and ICMP from a test source address)",
+			arg: "<address> link <link> source <address> [count N]", run: (*Shell).ping},
 		{name: "quit", help: "Log out", run: (*Shell).logout},
 		{name: "request", help: "Ask the system to do something", admin: true, sub: []*cmd{
 			{name: "security", help: "Security requests", sub: []*cmd{
@@ -570,4 +575,51 @@ func (sh *Shell) showInterfaces(_ []token, _ int) error {
 	}
 	show.Interfaces(sh.out, sh.env.Manager.Status())
 	return nil
+}
+
+func (sh *Shell) ping(args []token, end int) error {
+	if len(args) == 0 {
+		return &posError{end, "incomplete: ping <address> link <link> source <address> [count N]"}
+	}
+	o := ping.Options{Count: 5}
+	target, err := netip.ParseAddr(args[0].s)
+	if err != nil || !target.Is4() {
+		return errAt(args[0], "%q: want an IPv4 address", args[0].s)
+	}
+	o.Target = target
+	for i := 1; i < len(args); i += 2 {
+		k, err := match(args[i], []string{"link", "source", "count"}, "option")
+		if err != nil {
+			return err
+		}
+		if i+1 >= len(args) {
+			return &posError{end, "missing value after " + k}
+		}
+		v := args[i+1]
+		switch k {
+		case "link":
+			for _, l := range sh.env.Manager.Running().Links {
+				if l.Name == v.s {
+					o.Port = l.Plain
+				}
+			}
+			if o.Port == "" {
+				return errAt(v, "no link %q", v.s)
+			}
+		case "source":
+			if o.Src, err = netip.ParseAddr(v.s); err != nil || !o.Src.Is4() {
+				return errAt(v, "%q: want an IPv4 address on the plaintext side's subnet", v.s)
+			}
+		case "count":
+			if o.Count, err = strconv.Atoi(v.s); err != nil || o.Count < 1 || o.Count > 100 {
+				return errAt(v, "%q: want 1..100", v.s)
+			}
+		}
+	}
+	if o.Port == "" || !o.Src.IsValid() {
+		return &posError{end, "give link <link> and source <address>"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.Count+5)*time.Second)
+	defer cancel()
+	return ping.Run(ctx, sh.out, o)
 }
