@@ -144,13 +144,14 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 	log := s.log.With("link", lc.Name)
 	// The host's own stack must never talk on the line port: no IPv6
 	// neighbour discovery or MLD, no addresses (they would leave in clear).
-	if a := ifquiet.Addresses(lc.Line); len(a) > 0 {
-		return nil, fmt.Errorf("line port %s has IP addresses %v: remove them (ip addr flush dev %s); a line port carries MACsec only", lc.Line, a, lc.Line)
-	}
+	// Disabling IPv6 also drops the link-local address it made.
 	for _, port := range []string{lc.Line, lc.Plain} {
 		if err := ifquiet.Quiet(port); err != nil {
 			return nil, err
 		}
+	}
+	if a := ifquiet.Addresses(lc.Line); len(a) > 0 {
+		return nil, fmt.Errorf("line port %s has IP addresses %v: remove them (ip addr flush dev %s); a line port carries MACsec only", lc.Line, a, lc.Line)
 	}
 	if err := setLink(lc.Line, true); err != nil {
 		return nil, fmt.Errorf("line port %s: cannot bring it up: %w", lc.Line, err)
