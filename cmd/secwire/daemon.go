@@ -17,6 +17,7 @@ import (
 	"github.com/secwire/secwire/firmware/ctl"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/mgmt/access"
+	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
 	"github.com/secwire/secwire/mgmt/show"
 	"github.com/secwire/secwire/mgmt/sshd"
@@ -56,7 +57,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	dir := filepath.Dir(*file)
-	audit := &commit.Audit{Path: filepath.Join(dir, "audit.log"), Log: log}
+	audit := &audit.Log{Path: filepath.Join(dir, "audit.log"), Log: log}
 	m, err := commit.Open(ctx, commit.Options{ConfigPath: *file, StateDir: *state, Log: log, Audit: audit})
 	if err != nil {
 		if m != nil {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/secwire/secwire/firmware/boot"
+	"github.com/secwire/secwire/mgmt/appliance"
 )
 
 // version is set by the build (-ldflags -X main.version=...).
@@ -41,8 +42,8 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "boot":
-		boot.Version = version
-		err = boot.Run(ctx, stdio{}, boot.Options{})
+		appliance.Version = version
+		err = boot.Run(ctx, stdio{}, boot.Options{Manage: appliance.Run})
 	case "passwd":
 		err = passwdCmd(os.Args[2:], os.Stdin, os.Stdout)
 	case "frame":

@@ -30,9 +30,20 @@ const (
 	ConfigPartName = "secwire-config"
 )
 
-// Options tune the boot for tests.
+// Options tune the boot.
 type Options struct {
 	PortWait time.Duration // how long to wait for the board's ports
+	// Manage runs the appliance once booted (mgmt/appliance): the links,
+	// the management plane and the console. It keeps boot free of
+	// terminals and SSH.
+	Manage func(ctx context.Context, console io.ReadWriter, b Booted) error
+}
+
+// Booted is what the boot found.
+type Booted struct {
+	Board    *drivers.Board
+	MgmtPort string // the board's management port, "" if none
+	Start    time.Time
 }
 
 // Run boots the appliance and runs the console until ctx ends. Failures of
@@ -112,8 +123,11 @@ func Run(ctx context.Context, console io.ReadWriter, opt Options) error {
 		}
 	}
 	say("secwire: boot took %v", time.Since(start).Round(time.Millisecond))
-	rawConsole(os.Stdin) // the console is the uinit's stdio
-	return manage(ctx, console, board, mgmtPort, start)
+	if opt.Manage == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return opt.Manage(ctx, console, Booted{Board: board, MgmtPort: mgmtPort, Start: start})
 }
 
 // waitPorts polls the inventory until every board port is found or the

@@ -28,7 +28,7 @@ type Options struct {
 	ConfigPath string
 	StateDir   string // the supervisor's state (static-key PN ceilings)
 	Log        *slog.Logger
-	Audit      *Audit
+	Audit      Recorder // nil: commits are not audited
 	// AfterFunc runs f after d (commit confirmed); nil is time.AfterFunc.
 	// Tests pass one they fire themselves.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
@@ -110,6 +110,17 @@ func (m *Manager) Running() *config.Config {
 	return m.running.Clone()
 }
 
+// Recorder keeps the audit trail of commits (mgmt/audit).
+type Recorder interface {
+	Record(who Who, event string, details ...string)
+}
+
+func (m *Manager) record(who Who, event string, details ...string) {
+	if m.opts.Audit != nil {
+		m.opts.Audit.Record(who, event, details...)
+	}
+}
+
 // Who is the author of a change, for the audit log.
 type Who struct{ User, From string }
 
@@ -138,7 +149,7 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 	prev := m.running
 	restarted, err := m.apply(cand.Clone())
 	if err != nil {
-		m.opts.Audit.Record(who, "commit failed", err.Error())
+		m.record(who, "commit failed", err.Error())
 		return r, err
 	}
 	r.Restarted = restarted
@@ -154,7 +165,7 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 		p.stop = m.opts.AfterFunc(confirm, func() { m.expire(p) })
 		m.pending = p
 	}
-	m.opts.Audit.Record(who, what, changes...)
+	m.record(who, what, changes...)
 	m.opts.OnChange(m.running.Clone())
 	return r, nil
 }
@@ -173,7 +184,7 @@ func (m *Manager) expire(p *pendingConfirm) {
 	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal()); err != nil {
 		m.opts.Log.Error("commit confirmed expired: storing the previous config failed", "err", err)
 	}
-	m.opts.Audit.Record(Who{User: "system"}, "commit confirmed expired: rolled back to the previous config")
+	m.record(Who{User: "system"}, "commit confirmed expired: rolled back to the previous config")
 	m.opts.OnChange(m.running.Clone())
 	m.opts.Log.Warn("commit confirmed was not confirmed in time: the previous config is running again")
 }

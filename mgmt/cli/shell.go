@@ -22,6 +22,7 @@ import (
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/ping"
 	"github.com/secwire/secwire/mgmt/show"
 )
@@ -30,7 +31,7 @@ import (
 // command is not available here.
 type Env struct {
 	Manager  *commit.Manager
-	Audit    *commit.Audit
+	Audit    *audit.Log
 	Log      func(n int) []string // the system log's last n lines
 	Info     func() []string      // show system: version, board, boot slot ...
 	Ports    func() []drivers.Port

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/secwire/secwire/firmware/commit"
+	"github.com/secwire/secwire/mgmt/audit"
 )
 
 var update = flag.Bool("update", false, "rewrite the transcripts in testdata with the actual output")
@@ -47,7 +48,7 @@ func newHarness(t *testing.T) *harness {
 	needPorts(t)
 	h := &harness{t: t}
 	dir := t.TempDir()
-	audit := &commit.Audit{Path: filepath.Join(dir, "audit.log")}
+	audit := &audit.Log{Path: filepath.Join(dir, "audit.log")}
 	m, err := commit.Open(context.Background(), commit.Options{
 		ConfigPath: filepath.Join(dir, "secwire.json"), StateDir: filepath.Join(dir, "state"), Audit: audit,
 		AfterFunc: func(d time.Duration, f func()) func() bool {

@@ -1,4 +1,7 @@
-package boot
+// Package appliance assembles the management plane on the booted box: the
+// commit manager over the stored config (which starts the links), the
+// management address and SSH, and the login on the serial console.
+package appliance
 
 import (
 	"context"
@@ -12,9 +15,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/secwire/secwire/drivers"
+	"github.com/secwire/secwire/firmware/boot"
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/mgmt/access"
+	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
 	"github.com/secwire/secwire/mgmt/console"
 	"github.com/secwire/secwire/mgmt/plane"
@@ -23,25 +28,27 @@ import (
 
 // Files on the config partition besides the config.
 const (
-	HostKeyFile = ConfigMount + "/ssh_host_ed25519_key"
-	AuditFile   = ConfigMount + "/audit.log"
-	StateDir    = ConfigMount + "/state"
+	HostKeyFile = boot.ConfigMount + "/ssh_host_ed25519_key"
+	AuditFile   = boot.ConfigMount + "/audit.log"
+	StateDir    = boot.ConfigMount + "/state"
 )
 
 // Version is the firmware version, set by main.
 var Version = "dev"
 
-// manage starts the links of the stored config, the management plane and
-// the login on the console, and runs until ctx ends.
-func manage(ctx context.Context, con io.ReadWriter, board *drivers.Board, mgmtPort string, booted time.Time) error {
+// Run starts the links of the stored config, the management plane and
+// the login on the console, and runs until ctx ends: boot's Manage.
+func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
+	board, mgmtPort, booted := b.Board, b.MgmtPort, b.Start
+	rawConsole(os.Stdin) // the console is the uinit's stdio
 	ring := &logring.Ring{Max: 1000}
 	log := slog.New(slog.NewTextHandler(ring, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	audit := &commit.Audit{Path: AuditFile, Log: log}
+	audit := &audit.Log{Path: AuditFile, Log: log}
 	sessions := &access.Sessions{}
 	pl := &plane.Plane{Log: log}
 	os.MkdirAll(StateDir, 0o700)
 	m, err := commit.Open(ctx, commit.Options{
-		ConfigPath: ConfigFile, StateDir: StateDir, Log: log, Audit: audit, OnChange: pl.Apply,
+		ConfigPath: boot.ConfigFile, StateDir: StateDir, Log: log, Audit: audit, OnChange: pl.Apply,
 	})
 	if m == nil {
 		return fmt.Errorf("config store: %w", err)
@@ -62,7 +69,7 @@ func manage(ctx context.Context, con io.ReadWriter, board *drivers.Board, mgmtPo
 				"Version: secwire " + Version,
 				"Board: " + board.Name + " (" + board.Description + ")",
 				"Kernel: " + unix.ByteSliceToString(uts.Release[:]),
-				"Boot slot: secwire-boot (single slot), config partition " + ConfigPartName,
+				"Boot slot: secwire-boot (single slot), config partition " + boot.ConfigPartName,
 				"Booted: " + booted.Format(time.DateTime),
 			}
 		},
@@ -98,7 +105,7 @@ func rawConsole(f *os.File) {
 func reboot(log *slog.Logger) error {
 	log.Warn("rebooting")
 	unix.Sync()
-	unix.Unmount(ConfigMount, 0)
+	unix.Unmount(boot.ConfigMount, 0)
 	time.Sleep(100 * time.Millisecond)
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 }

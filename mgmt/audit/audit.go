@@ -1,4 +1,6 @@
-package commit
+// Package audit is the audit log: every login, failed login and commit,
+// with who, when and what changed (secrets appear only as fingerprints).
+package audit
 
 import (
 	"bufio"
@@ -8,12 +10,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/secwire/secwire/firmware/commit"
 )
 
-// Audit is the audit log: every login, failed login and commit, with who,
-// when and what changed (secrets appear only as fingerprints). It is kept
-// on the config partition, so it survives reboots, and capped in size.
-type Audit struct {
+// Log is kept on the config partition, so it survives reboots, and is
+// capped in size. It implements commit.Recorder.
+type Log struct {
 	Path string
 	Log  *slog.Logger // also logged here, for `show log`
 	mu   sync.Mutex
@@ -22,8 +25,8 @@ type Audit struct {
 // auditMax is the size at which the log is rotated to Path.1.
 const auditMax = 256 << 10
 
-// Record appends one event. A nil Audit records nothing.
-func (a *Audit) Record(who Who, event string, details ...string) {
+// Record appends one event. A nil Log records nothing.
+func (a *Log) Record(who commit.Who, event string, details ...string) {
 	if a == nil {
 		return
 	}
@@ -60,7 +63,7 @@ func (a *Audit) Record(who Who, event string, details ...string) {
 }
 
 // Tail is the last n lines of the audit log.
-func (a *Audit) Tail(n int) []string {
+func (a *Log) Tail(n int) []string {
 	if a == nil || a.Path == "" {
 		return nil
 	}
