@@ -104,6 +104,8 @@ type cursor struct {
 	inList bool          // n is a list and v is one of its entries
 	keyTok *token        // the list key word that made the entry
 	keyPth string
+	list   reflect.Value // inList: the slice that holds the entry
+	index  int           // inList: the entry's index in it
 }
 
 // descend resolves toks from the root of c. With alloc, missing containers
@@ -154,7 +156,8 @@ func descend(c *config.Config, toks []token, alloc bool) (cursor, []token, error
 			}
 			tk := t
 			p := fmt.Sprintf("%s[%d]", cur.path, idx)
-			cur = cursor{n: n, v: cur.v.Index(idx), path: p, words: append(slices.Clip(cur.words), t.s), inList: true, keyTok: &tk, keyPth: p + "." + n.key}
+			cur = cursor{n: n, v: cur.v.Index(idx), path: p, words: append(slices.Clip(cur.words), t.s), inList: true, keyTok: &tk, keyPth: p + "." + n.key,
+				list: cur.v, index: idx}
 		}
 	}
 	return cur, nil, nil
@@ -290,12 +293,8 @@ func del(c *config.Config, toks []token, end int) error {
 	what := strings.Join(cur.words, " ")
 	switch {
 	case cur.inList:
-		// Remove the entry: cur.v is an element of the parent slice.
-		parentPath := cur.path[:strings.LastIndex(cur.path, "[")]
-		var parent reflect.Value
-		walkPath(reflect.ValueOf(c).Elem(), parentPath, &parent)
-		idx, _ := strconv.Atoi(cur.path[len(parentPath)+1 : len(cur.path)-1])
-		parent.Set(reflect.AppendSlice(parent.Slice(0, idx), parent.Slice(idx+1, parent.Len())))
+		l, i := cur.list, cur.index
+		l.Set(reflect.AppendSlice(l.Slice(0, i), l.Slice(i+1, l.Len())))
 	case cur.n.kind == leafList && len(rest) == 1:
 		l := cur.v.Interface().([]string)
 		i := slices.Index(l, rest[0].s)
@@ -313,28 +312,6 @@ func del(c *config.Config, toks []token, end int) error {
 	}
 	prune(reflect.ValueOf(c).Elem())
 	return nil
-}
-
-// walkPath finds the value at a JSON path such as links[0].mka.key_chain.
-func walkPath(v reflect.Value, path string, out *reflect.Value) {
-	n := root
-	for _, part := range strings.Split(path, ".") {
-		name, idx, hasIdx := strings.Cut(part, "[")
-		for v.Kind() == reflect.Pointer {
-			v = v.Elem()
-		}
-		for _, ch := range n.children {
-			if ch.json == name {
-				v, n = v.Field(ch.field), ch
-				break
-			}
-		}
-		if hasIdx {
-			i, _ := strconv.Atoi(strings.TrimSuffix(idx, "]"))
-			v = v.Index(i)
-		}
-	}
-	*out = v
 }
 
 // prune drops optional sections left empty by a delete.
