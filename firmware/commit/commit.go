@@ -35,6 +35,9 @@ type Options struct {
 	// OnChange is told the new running config after every commit and
 	// rollback (the management address and SSH follow it).
 	OnChange func(*config.Config)
+	// Now is the clock of commit times and confirm deadlines; nil is
+	// time.Now. Tests pin it so transcripts pass on any date.
+	Now func() time.Time
 }
 
 // Manager is the running config and the links it drives.
@@ -65,6 +68,9 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 	}
 	if o.OnChange == nil {
 		o.OnChange = func(*config.Config) {}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.AfterFunc == nil {
 		o.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
@@ -100,7 +106,7 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 }
 
 func (m *Manager) supOpts() supervisor.Options {
-	return supervisor.Options{Log: m.opts.Log, StateDir: m.opts.StateDir}
+	return supervisor.Options{Log: m.opts.Log, StateDir: m.opts.StateDir, Now: m.opts.Now}
 }
 
 // Running is a copy of the running config.
@@ -153,13 +159,13 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 		return r, err
 	}
 	r.Restarted = restarted
-	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal()); err != nil {
+	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), m.opts.Now()); err != nil {
 		m.apply(prev)
 		return r, fmt.Errorf("storing the config failed, the previous config is running again: %w", err)
 	}
 	what := "commit"
 	if confirm > 0 {
-		r.Confirm = time.Now().Add(confirm)
+		r.Confirm = m.opts.Now().Add(confirm)
 		what = fmt.Sprintf("commit confirmed (rolls back at %s unless confirmed)", r.Confirm.Format(time.TimeOnly))
 		p := &pendingConfirm{previous: prev, deadline: r.Confirm}
 		p.stop = m.opts.AfterFunc(confirm, func() { m.expire(p) })
@@ -181,7 +187,7 @@ func (m *Manager) expire(p *pendingConfirm) {
 	if _, err := m.apply(p.previous); err != nil {
 		m.opts.Log.Error("commit confirmed expired, but the previous config does not start again", "err", err)
 	}
-	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal()); err != nil {
+	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), m.opts.Now()); err != nil {
 		m.opts.Log.Error("commit confirmed expired: storing the previous config failed", "err", err)
 	}
 	m.record(Who{User: "system"}, "commit confirmed expired: rolled back to the previous config")

@@ -39,13 +39,20 @@ func (h *History) Active() ([]byte, error) {
 	return b, err
 }
 
-// Save makes data the active config and the old active one rollback 1.
-func (h *History) Save(data []byte) error {
+// Save makes data the active config, committed at the time at, and the
+// old active one rollback 1. Each file's modification time is the time
+// its version was committed (the rollback copy keeps the active file's),
+// so List shows commit times, not when a version was superseded.
+func (h *History) Save(data []byte, at time.Time) error {
 	old, err := h.Active()
 	if err != nil {
 		return err
 	}
 	if old != nil {
+		committed := time.Now()
+		if fi, err := os.Stat(h.Path); err == nil {
+			committed = fi.ModTime()
+		}
 		for n := Keep - 1; n >= 1; n-- {
 			if err := os.Rename(h.version(n), h.version(n+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("rotate rollback %d: %w", n, err)
@@ -54,8 +61,13 @@ func (h *History) Save(data []byte) error {
 		if err := WriteAtomic(h.version(1), old, 0o600); err != nil {
 			return err
 		}
+		os.Chtimes(h.version(1), committed, committed) // only a display time
 	}
-	return WriteAtomic(h.Path, data, 0o600)
+	if err := WriteAtomic(h.Path, data, 0o600); err != nil {
+		return err
+	}
+	os.Chtimes(h.Path, at, at)
+	return nil
 }
 
 // Version is rollback n: 0 is the active config, 1 the previous commit.

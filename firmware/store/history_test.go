@@ -18,7 +18,7 @@ func TestHistoryKeepsRollbacks(t *testing.T) {
 		t.Fatalf("empty store: %q, %v", b, err)
 	}
 	for i := 0; i < Keep+3; i++ {
-		if err := h.Save([]byte(fmt.Sprint("v", i))); err != nil {
+		if err := h.Save([]byte(fmt.Sprint("v", i)), time.Date(2030, 1, 1, 0, i, 0, 0, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -35,6 +35,12 @@ func TestHistoryKeepsRollbacks(t *testing.T) {
 	if len(h.List()) != Keep+1 {
 		t.Fatalf("List: %v", h.List())
 	}
+	// Each entry shows when its version was committed.
+	for _, e := range h.List() {
+		if want := time.Date(2030, 1, 1, 0, last-e.N, 0, 0, time.UTC); !e.Time.Equal(want) {
+			t.Errorf("rollback %d committed at %v, want %v", e.N, e.Time, want)
+		}
+	}
 	if err := h.Wipe(); err != nil || len(h.List()) != 0 {
 		t.Fatalf("Wipe: %v, left %v", err, h.List())
 	}
@@ -46,7 +52,7 @@ func TestMain(m *testing.M) {
 	if p := os.Getenv("SECWIRE_STORE_WRITER"); p != "" {
 		h := Open(p)
 		for i := 0; ; i++ {
-			h.Save(version(i % 2))
+			h.Save(version(i%2), time.Now())
 		}
 	}
 	os.Exit(m.Run())
@@ -62,7 +68,7 @@ func version(i int) []byte {
 func TestTornWriteKeepsConfig(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "secwire.json")
-	if err := Open(p).Save(version(0)); err != nil {
+	if err := Open(p).Save(version(0), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	whole := func(name string, b []byte) {

@@ -99,7 +99,7 @@ func counters(v any) Counters {
 // Status reports every link.
 func (s *Supervisor) Status() Status {
 	h, _ := os.Hostname()
-	st := Status{Hostname: h, Uptime: time.Since(s.start).Round(time.Second)}
+	st := Status{Hostname: h, Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
 	for _, l := range s.links {
 		ls := l.status()
 		s.sinceClear(&ls)

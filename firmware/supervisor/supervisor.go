@@ -32,6 +32,8 @@ type Options struct {
 	// StateDir keeps what must survive a restart: the transmit PN
 	// ceilings of static keys.
 	StateDir string
+	// Now is the clock of the uptime; nil is time.Now.
+	Now func() time.Time
 }
 
 // Supervisor runs the links of one config.
@@ -84,7 +86,10 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	if o.StateDir == "" {
 		return nil, errors.New("no state directory: static keys need one to never reuse a PN across restarts")
 	}
-	s := &Supervisor{opts: o, log: o.Log, start: time.Now()}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Supervisor{opts: o, log: o.Log, start: o.Now()}
 	ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
 		l, err := s.startLink(ctx, cfg.Links[i])

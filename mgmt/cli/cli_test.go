@@ -81,7 +81,7 @@ func TestHistoryMasksSecrets(t *testing.T) {
 // TestTerminalKeys drives the line editor as a user would: Tab completes,
 // '?' lists, the up arrow recalls, a secret is not echoed, Ctrl-D leaves.
 func TestTerminalKeys(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, time.Now())
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	term := NewTerminal(struct {

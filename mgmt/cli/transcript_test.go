@@ -31,7 +31,8 @@ var update = flag.Bool("update", false, "rewrite the transcripts in testdata wit
 //	! expire      the commit confirmed timer fires
 //	# ...         a comment
 //
-// Times of day are replaced by HH:MM:SS.
+// Dates are replaced by YYYY-MM-DD and times of day by HH:MM:SS, and the
+// commit manager runs on a pinned clock, so a transcript passes on any day.
 
 type harness struct {
 	t       *testing.T
@@ -43,7 +44,7 @@ type harness struct {
 	pending []func()
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, now time.Time) *harness {
 	t.Helper()
 	needPorts(t)
 	h := &harness{t: t}
@@ -51,6 +52,7 @@ func newHarness(t *testing.T) *harness {
 	audit := &audit.Log{Path: filepath.Join(dir, "audit.log")}
 	m, err := commit.Open(context.Background(), commit.Options{
 		ConfigPath: filepath.Join(dir, "secwire.json"), StateDir: filepath.Join(dir, "state"), Audit: audit,
+		Now: func() time.Time { return now },
 		AfterFunc: func(d time.Duration, f func()) func() bool {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -103,7 +105,10 @@ func needPorts(t *testing.T) {
 	}
 }
 
-var clock = regexp.MustCompile(`\b\d\d:\d\d:\d\d\b`)
+var (
+	clock = regexp.MustCompile(`\b\d\d:\d\d:\d\d\b`)
+	date  = regexp.MustCompile(`\b\d{4}-\d\d-\d\d\b`)
+)
 
 func (h *harness) run(script string) string {
 	lines := strings.Split(script, "\n")
@@ -152,7 +157,7 @@ func (h *harness) run(script string) string {
 			}
 		}
 	}
-	return clock.ReplaceAllString(h.out.String(), "HH:MM:SS")
+	return date.ReplaceAllString(clock.ReplaceAllString(h.out.String(), "HH:MM:SS"), "YYYY-MM-DD")
 }
 
 // script keeps only the directive lines of a transcript.
@@ -169,6 +174,24 @@ func script(transcript string) string {
 }
 
 func TestTranscripts(t *testing.T) {
+	testTranscripts(t, time.Now())
+}
+
+// TestTranscriptsOnOtherDates replays the transcripts with the clock in
+// other years: nothing in them may depend on the date.
+func TestTranscriptsOnOtherDates(t *testing.T) {
+	if *update {
+		t.Skip("-update rewrites the transcripts from TestTranscripts")
+	}
+	for _, now := range []time.Time{
+		time.Date(2031, 2, 28, 23, 59, 58, 0, time.UTC),
+		time.Date(1999, 12, 31, 12, 0, 0, 0, time.Local),
+	} {
+		t.Run(now.Format("2006"), func(t *testing.T) { testTranscripts(t, now) })
+	}
+}
+
+func testTranscripts(t *testing.T, now time.Time) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	if len(files) == 0 {
 		t.Fatal("no transcripts in testdata")
@@ -179,7 +202,7 @@ func TestTranscripts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := newHarness(t).run(script(string(want)))
+			got := newHarness(t, now).run(script(string(want)))
 			if *update {
 				os.WriteFile(f, []byte(got), 0o644)
 				return
