@@ -132,23 +132,8 @@ func New(o Options) (*KaY, error) {
 	if !o.Suite.Valid() {
 		return nil, fmt.Errorf("mka: cipher suite %d", o.Suite)
 	}
-	if len(o.Keys) == 0 {
-		return nil, errors.New("mka: empty key chain")
-	}
-	for i, k := range o.Keys {
-		if err := checkCAK(k.Key.Bytes(), k.CKN); err != nil {
-			return nil, fmt.Errorf("mka: key chain entry %d: %w", i, err)
-		}
-	}
-	if f := o.Fallback; f != nil {
-		if err := checkCAK(f.Key.Bytes(), f.CKN); err != nil {
-			return nil, fmt.Errorf("mka: fallback key: %w", err)
-		}
-		for _, k := range o.Keys {
-			if bytes.Equal(k.CKN, f.CKN) {
-				return nil, fmt.Errorf("mka: the fallback CKN %x is also in the key chain; give it its own CKN", f.CKN)
-			}
-		}
+	if err := checkChain(o.Keys, o.Fallback); err != nil {
+		return nil, err
 	}
 	if o.EtherType == 0 {
 		o.EtherType = EtherTypeEAPOL
@@ -176,6 +161,62 @@ func New(o Options) (*KaY, error) {
 	k.dest.configure(o.Destination, o.AutoDestination)
 	k.progress.Store(o.Now().UnixNano())
 	return k, nil
+}
+
+func checkChain(keys []CAK, fallback *CAK) error {
+	if len(keys) == 0 {
+		return errors.New("mka: empty key chain")
+	}
+	for i, k := range keys {
+		if err := checkCAK(k.Key.Bytes(), k.CKN); err != nil {
+			return fmt.Errorf("mka: key chain entry %d: %w", i, err)
+		}
+	}
+	if f := fallback; f != nil {
+		if err := checkCAK(f.Key.Bytes(), f.CKN); err != nil {
+			return fmt.Errorf("mka: fallback key: %w", err)
+		}
+		for _, k := range keys {
+			if bytes.Equal(k.CKN, f.CKN) {
+				return fmt.Errorf("mka: the fallback CKN %x is also in the key chain; give it its own CKN", f.CKN)
+			}
+		}
+	}
+	return nil
+}
+
+// SetKeyChain replaces the key chain and the fallback CAK of a running
+// KaY. Participants whose CAK is unchanged go on; a changed or removed
+// CAK's participant stops, and a new one starts. The SecY keeps its SAKs
+// while the CA moves, as at a key chain rollover: fixing one end's CAK
+// while the link runs on the fallback loses no frame.
+func (k *KaY) SetKeyChain(keys []CAK, fallback *CAK) error {
+	if err := checkChain(keys, fallback); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.o.Keys, k.o.Fallback = keys, fallback
+	chain := keys
+	if fallback != nil {
+		chain = append(chain[:len(chain):len(chain)], *fallback)
+	}
+	for i := 0; i < len(k.parts); {
+		p := k.parts[i]
+		j := slices.IndexFunc(chain, func(c CAK) bool { return bytes.Equal(c.CKN, p.key.CKN) })
+		if j >= 0 && bytes.Equal(chain[j].Key.Bytes(), p.key.Key.Bytes()) && p.fallback == (j >= len(keys)) {
+			p.key.Start, p.key.End = chain[j].Start, chain[j].End
+			i++
+			continue
+		}
+		k.log.Info("key chain changed: MKA participant stopped", "ckn", p.name)
+		k.parts = slices.Delete(k.parts, i, i+1)
+		for _, pe := range p.peers {
+			k.dropRxSCIfUnused(pe.sci)
+		}
+	}
+	k.poke()
+	return nil
 }
 
 // Receive hands the KaY an EAPOL frame from the line port. It never
