@@ -54,7 +54,7 @@ type sak struct {
 	txOn      bool
 	installed time.Time
 	allTx     time.Time // when every member was first seen transmitting with it
-	distSAK   *DistSAK  // key server: what to distribute until acknowledged
+	distSAK   *DistSAK  // key server: what it distributes while a member lacks it
 	lpnSample uint64    // transmit next PN at the previous MKPDU (SAK Use)
 }
 
@@ -166,6 +166,19 @@ func (k *KaY) install(p *participant, s *sak) error {
 	return nil
 }
 
+// abandonLatest deletes a latest SAK that never transmitted here; the old
+// one, which transmits, becomes the latest again (CP back to SECURED).
+func (k *KaY) abandonLatest() {
+	s := k.latest
+	if s == nil || s.txOn || k.old == nil || !k.old.txOn {
+		return
+	}
+	k.log.Info("SAK abandoned before use", "kn", s.ki.KN, "an", s.an)
+	k.deleteSAK(s)
+	k.latest, k.old = k.old, nil
+	k.setCP(cpSecured)
+}
+
 // ensureReceive installs receive SAs of the installed SAKs for members
 // that became live after the SAK arrived.
 func (k *KaY) ensureReceive(p *participant) {
@@ -262,9 +275,6 @@ func (k *KaY) transition(p *participant, now time.Time) {
 		k.log.Info("transmitting with the new SAK", "ckn", p.name, "kn", s.ki.KN, "an", s.an)
 		p.due = minTime(p.due, p.lastSent.Add(boundedHello))
 	}
-	if s.distSAK != nil && receiving {
-		s.distSAK = nil
-	}
 	if k.old == nil {
 		return
 	}
@@ -279,6 +289,16 @@ func (k *KaY) transition(p *participant, now time.Time) {
 		k.setCP(cpSecured)
 		p.due = minTime(p.due, p.lastSent.Add(boundedHello))
 	}
+}
+
+// acknowledged reports whether every live member reports receiving with s.
+func (k *KaY) acknowledged(s *sak, p *participant) bool {
+	for _, pe := range p.livePeers() {
+		if s.member(pe.mi) && (pe.use == nil || pe.use.Latest != s.ki || !pe.use.LatestRx) {
+			return false
+		}
+	}
+	return true
 }
 
 func (k *KaY) membersLPN(members []*peer, ki KI) uint64 {

@@ -386,6 +386,8 @@ func (k *KaY) step() {
 		}
 		if k.isKeyServer(p) {
 			k.serveKeys(p, now)
+		} else if s := k.latest; s != nil && s.ca == p && s.ki.MI == p.mi {
+			k.abandonLatest() // made while we were key server; we are not any more
 		}
 		k.ensureReceive(p)
 		k.transition(p, now)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -278,3 +279,5 @@ func (n *simNet) waitSecured(tb testing.TB, within time.Duration, group ...*simN
 		tb.Fatal(n.violation)
 	}
 }
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
