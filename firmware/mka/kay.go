@@ -122,6 +122,7 @@ type KaY struct {
 type Counters struct {
 	MKPDUsSent, MKPDUsReceived, MKPDUsValid, SendErrors uint64
 	SAKsGenerated, SAKsInstalled, SAKsRetired           uint64
+	CALosses                                            uint64 // secured CA lost: no live peer left
 }
 
 // New checks the options and builds a KaY; Run starts it.
@@ -379,6 +380,7 @@ func (k *KaY) step() {
 			k.deleteSAK(k.latest)
 			k.old, k.latest = nil, nil
 			k.setCP(cpUnsecured)
+			k.stats.CALosses++
 		}
 	} else {
 		if k.latest != nil && k.latest.ca != p {
