@@ -147,7 +147,14 @@ func rewrite(frame, ick []byte, r *byteReader, scis []macsec.SCI) []byte {
 		if len(m.Live) > 1 {
 			m.Live[0], m.Live[1] = m.Live[1], m.Live[0]
 		}
-		m.Potential, m.Live = m.Live, m.Potential
+		if m.DistSAK == nil {
+			// Making a potential member live in the MKPDU that hands out a
+			// SAK is the key server's decision: a holder of the CAK who
+			// forges it can give any member any SAK (it could distribute
+			// its own), which no KaY can tell from the real thing. The
+			// fuzzer leaves that one alone.
+			m.Potential, m.Live = m.Live, m.Potential
+		}
 	case 7:
 		for i := range m.Live {
 			m.Live[i].MN += uint32(v)
