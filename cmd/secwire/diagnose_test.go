@@ -148,3 +148,30 @@ func (tp *topo) sendTagged(vid uint16, n int) {
 		unix.Write(fd, f) // ENOBUFS while A holds its plaintext port down
 	}
 }
+
+// A circuit that passes no 802.1 group address: with eapol_destination
+// auto both ends find broadcast, secure, keep it, and traffic crosses.
+func TestMKAAutoDestination(t *testing.T) {
+	needTools(t, "ip", "ping", "ethtool")
+	w := &wire{}
+	w.setDrop(func(_ bool, f []byte) bool { return bytes.Equal(f[:5], []byte{0x01, 0x80, 0xc2, 0x00, 0x00}) })
+	tp := newTopoNoTools(t, macsec.GCMAES256, w)
+	chain := []config.CAKEntry{cak("auto", 32, "a7")}
+	auto := func(l *config.Link) { l.MKA.Destination = config.DestinationAuto }
+	tp.start("a", tp.mkaConfig("a", chain, auto))
+	tp.start("b", tp.mkaConfig("b", chain, auto))
+	took := tp.waitMKA("CA secured over broadcast", 60*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+	t.Logf("secured after %s", took.Round(time.Second))
+	for _, side := range []string{"a", "b"} {
+		if m := tp.mkaStatus(side); m.Destination != "ff:ff:ff:ff:ff:ff" || !m.AutoDest {
+			t.Errorf("%s sends MKPDUs to %s (auto %v)", side, m.Destination, m.AutoDest)
+		}
+	}
+	if !tp.waitPing("10.9.0.2") {
+		t.Fatal("no ping across the secured link")
+	}
+	time.Sleep(15 * time.Second) // two life times: the address found is kept
+	if m := tp.mkaStatus("a"); !secured(m) || m.Destination != "ff:ff:ff:ff:ff:ff" {
+		t.Errorf("after 15 s: secured %v, destination %s", secured(m), m.Destination)
+	}
+}
