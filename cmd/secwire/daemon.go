@@ -11,14 +11,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/ctl"
 	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/firmware/timesync"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
+	"github.com/secwire/secwire/mgmt/noc"
 	"github.com/secwire/secwire/mgmt/show"
 	"github.com/secwire/secwire/mgmt/sshd"
 )
@@ -52,13 +55,34 @@ func daemonCmd(ctx context.Context, args []string) error {
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	if _, err := config.Load(*file); err != nil {
+	cfg, err := config.Load(*file)
+	if err != nil {
 		return err
 	}
 	dir := filepath.Dir(*file)
-	audit := &audit.Log{Path: filepath.Join(dir, "audit.log"), Log: log}
-	m, err := commit.Open(ctx, commit.Options{ConfigPath: *file, StateDir: *state, Log: log, Audit: audit})
+	audit := &audit.Log{Path: filepath.Join(dir, "audit.log")}
+	// The NOC services: the daemon keeps its own clock view (it never sets
+	// the host's clock), sends its log to syslog collectors, and serves
+	// metrics. They start before the links, so that the links' first log
+	// lines reach the collectors and key chains start on the NTP clock.
+	services := noc.New(noc.Options{ConfigDir: dir, HostSynced: timesync.KernelSynced, Audit: audit, Version: version})
+	log := slog.New(services.Syslog.Handler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})))
+	audit.Log = log
+	services.SetLog(log)
+	services.Apply(cfg)
+	if cfg.System.NTP != nil {
+		// Key chain start/end times need the clock: a first answer
+		// before the links start, if it comes soon.
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		services.Time.Sync(sctx)
+		cancel()
+	}
+	svcCtx, stopServices := context.WithCancel(ctx)
+	svcDone := make(chan struct{})
+	go func() { services.Run(svcCtx); close(svcDone) }()
+	defer func() { stopServices(); <-svcDone }()
+	m, err := commit.Open(ctx, commit.Options{ConfigPath: *file, StateDir: *state, Log: log, Audit: audit,
+		Clock: services.Time.Now, ClockSynced: services.Time.Synced, Check: services.Check, OnChange: services.Apply})
 	if err != nil {
 		if m != nil {
 			m.Stop()
@@ -66,8 +90,12 @@ func daemonCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Stop()
+	services.SetLinks(m.RawStatus)
 	errc := make(chan error, 2)
-	go func() { errc <- ctl.Serve(ctx, *sock, ctl.Handlers{Status: m.Status, Rekey: m.Rekey}) }()
+	go func() {
+		errc <- ctl.Serve(ctx, *sock, ctl.Handlers{Status: m.Status, Rekey: m.Rekey, ClearCounters: m.ClearCounters,
+			Get: map[string]func() any{"noc": func() any { return services.Status() }}})
+	}()
 	if *sshAddr != "" {
 		ln, err := net.Listen("tcp", *sshAddr)
 		if err != nil {
@@ -77,7 +105,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 		}
 		sessions := &access.Sessions{}
-		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List}
+		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, NOC: services.Status}
 		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}
@@ -110,11 +138,15 @@ func configCmd(args []string, w io.Writer) error {
 	return nil
 }
 
-const showUsage = `usage: secwire show interfaces|macsec|mka|counters [--socket PATH] [--json]`
+const showUsage = `usage: secwire show interfaces|macsec|mka|counters [--socket PATH] [--json]
+       secwire show system time|syslog|metrics [--socket PATH] [--json]`
 
 func showCmd(args []string, w io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(showUsage)
+	}
+	if args[0] == "system" {
+		return showSystemCmd(args[1:], w)
 	}
 	views := map[string]func(io.Writer, supervisor.Status){
 		"interfaces": show.Interfaces, "macsec": show.MACsec, "counters": show.Counters, "mka": show.MKA,
@@ -171,4 +203,52 @@ func requestCmd(args []string) error {
 		return fmt.Errorf("%v\n%s", err, requestUsage)
 	}
 	return ctl.Rekey(*sock, args[2])
+}
+
+// showSystemCmd shows the NOC services of the daemon.
+func showSystemCmd(args []string, w io.Writer) error {
+	views := map[string]func(io.Writer, noc.Status){
+		"time":    func(w io.Writer, st noc.Status) { noc.ShowTime(w, st, time.Now()) },
+		"syslog":  func(w io.Writer, st noc.Status) { noc.ShowSyslog(w, st, time.Now()) },
+		"metrics": noc.ShowMetrics,
+	}
+	if len(args) == 0 || views[args[0]] == nil {
+		return errors.New(showUsage)
+	}
+	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%v\n%s", err, showUsage)
+	}
+	var st noc.Status
+	if err := ctl.Get(*sock, "noc", &st); err != nil {
+		return err
+	}
+	if *asJSON {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(st)
+	}
+	views[args[0]](w, st)
+	return nil
+}
+
+const clearUsage = `usage: secwire clear counters [--socket PATH]
+
+makes 'secwire show counters' count from now; the metrics endpoint's
+counters go on (they never go back)`
+
+func clearCmd(args []string) error {
+	if len(args) == 0 || args[0] != "counters" {
+		return errors.New(clearUsage)
+	}
+	fs := flag.NewFlagSet("clear", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%v\n%s", err, clearUsage)
+	}
+	return ctl.ClearCounters(*sock)
 }

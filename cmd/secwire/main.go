@@ -25,6 +25,8 @@ commands:
                         --ssh serves the management CLI (commit writes FILE)
   config check FILE     check a config file, listing every problem
   show interfaces|macsec|mka|counters  status of the running daemon
+  show system time|syslog|metrics  clock sync, syslog collectors, metrics endpoint
+  clear counters        make 'show counters' count from now
   request mka rekey LINK  ask the link's key server for a new SAK
   frame protect|validate  protect or validate one frame (see 'secwire frame -h')
   pcap decrypt          decrypt the MACsec frames of a capture (see 'secwire pcap -h')
@@ -54,6 +56,8 @@ func main() {
 		err = configCmd(os.Args[2:], os.Stdout)
 	case "show":
 		err = showCmd(os.Args[2:], os.Stdout)
+	case "clear":
+		err = clearCmd(os.Args[2:])
 	case "request":
 		err = requestCmd(os.Args[2:])
 	case "pcap":

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secwire/secwire/drivers"
+	"github.com/secwire/secwire/firmware/timesync"
 	"github.com/secwire/secwire/internal/ifquiet"
 )
 
@@ -28,6 +29,8 @@ const (
 	ConfigFile  = "/config/secwire.json"
 	// ConfigPartName is the GPT partition name of the config partition.
 	ConfigPartName = "secwire-config"
+	// RTCDevice is the real-time clock the boot sets the clock from.
+	RTCDevice = "/dev/rtc0"
 )
 
 // Options tune the boot.
@@ -79,6 +82,13 @@ func Run(ctx context.Context, console io.ReadWriter, opt Options) error {
 		if err := ld.Coldplug("/sys"); err != nil {
 			log.Warn("coldplug", "err", err)
 		}
+	}
+	// The clock starts from the RTC; NTP corrects it once the management
+	// plane is up (firmware/timesync).
+	if t, err := timesync.SetFromRTC(timesync.DeviceRTC{Path: RTCDevice}, timesync.System{}, time.Now()); err != nil {
+		say("secwire: WARNING: %v", err)
+	} else {
+		say("secwire: clock set from the RTC: %s", t.UTC().Format(time.RFC3339))
 	}
 	if board.Watchdog != nil {
 		if err := startWatchdog(ctx, *board.Watchdog); err != nil {

@@ -38,6 +38,13 @@ type Options struct {
 	// Now is the clock of commit times and confirm deadlines; nil is
 	// time.Now. Tests pin it so transcripts pass on any date.
 	Now func() time.Time
+	// Clock and ClockSynced are the synchronised clock the links' key
+	// chains run on (supervisor.Options).
+	Clock       func() time.Time
+	ClockSynced func() bool
+	// Check refuses a commit that the services besides the links cannot
+	// take (a metrics port in use); nil accepts all.
+	Check func(*config.Config) error
 }
 
 // Manager is the running config and the links it drives.
@@ -106,7 +113,7 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 }
 
 func (m *Manager) supOpts() supervisor.Options {
-	return supervisor.Options{Log: m.opts.Log, StateDir: m.opts.StateDir, Now: m.opts.Now}
+	return supervisor.Options{Log: m.opts.Log, StateDir: m.opts.StateDir, Now: m.opts.Now, Clock: m.opts.Clock, ClockSynced: m.opts.ClockSynced}
 }
 
 // Running is a copy of the running config.
@@ -143,6 +150,11 @@ type Result struct {
 func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm time.Duration) (Result, error) {
 	if errs := cand.Check(); len(errs) > 0 {
 		return Result{}, errs
+	}
+	if m.opts.Check != nil {
+		if err := m.opts.Check(cand); err != nil {
+			return Result{}, err
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -254,6 +266,18 @@ func (m *Manager) Status() supervisor.Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.sup.Status()
+	if h := m.running.System.Hostname; h != "" {
+		st.Hostname = h
+	}
+	return st
+}
+
+// RawStatus is the links' status with counters that `clear counters`
+// does not reset (for the metrics endpoint).
+func (m *Manager) RawStatus() supervisor.Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.sup.RawStatus()
 	if h := m.running.System.Hostname; h != "" {
 		st.Hostname = h
 	}

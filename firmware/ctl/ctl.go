@@ -28,6 +28,10 @@ type Handlers struct {
 	Status func() supervisor.Status
 	// Rekey asks a link's key server for a new SAK.
 	Rekey func(link string) error
+	// ClearCounters makes `show counters` count from now.
+	ClearCounters func()
+	// Get serves more status as JSON at GET /NAME (the NOC services).
+	Get map[string]func() any
 }
 
 // Serve answers GET /status and POST /rekey?link=NAME on the socket at
@@ -55,6 +59,19 @@ func Serve(ctx context.Context, path string, h Handlers) error {
 			http.Error(w, err.Error(), http.StatusConflict)
 		}
 	})
+	mux.HandleFunc("POST /clear-counters", func(w http.ResponseWriter, r *http.Request) {
+		if h.ClearCounters == nil {
+			http.Error(w, "not available", http.StatusNotImplemented)
+			return
+		}
+		h.ClearCounters()
+	})
+	for name, f := range h.Get {
+		mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(f())
+		})
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -101,4 +118,30 @@ func Status(path string) (supervisor.Status, error) {
 		return st, fmt.Errorf("daemon: %s", resp.Status)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// ClearCounters asks the daemon at path to clear its counters.
+func ClearCounters(path string) error {
+	resp, err := client(path).Post("http://secwire/clear-counters", "", nil)
+	if err != nil {
+		return fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("daemon: %s", resp.Status)
+	}
+	return nil
+}
+
+// Get reads the status the daemon at path serves at /name into v.
+func Get(path, name string, v any) error {
+	resp, err := client(path).Get("http://secwire/" + name)
+	if err != nil {
+		return fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("daemon: %s", resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }

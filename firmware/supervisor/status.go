@@ -3,12 +3,14 @@ package supervisor
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/offload/kernel"
 	"github.com/secwire/secwire/offload/macsec"
@@ -51,6 +53,9 @@ type LinkStatus struct {
 	TxSCCounters     Counters    `json:"tx_sc_counters"`
 	DatapathCounters Counters    `json:"datapath_counters"`
 	MKA              *mka.Status `json:"mka,omitempty"`
+	// ClockWarning says that key chain start/end times are unreliable
+	// because the clock was never synchronised.
+	ClockWarning string `json:"clock_warning,omitempty"`
 }
 
 // PortState is an interface as the kernel reports it.
@@ -106,8 +111,20 @@ func (s *Supervisor) Status() Status {
 	st := Status{Hostname: h, Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
 	for _, l := range s.links {
 		ls := l.status()
+		ls.ClockWarning = s.clockWarning(l.cfg)
 		s.sinceClear(&ls)
 		st.Links = append(st.Links, ls)
+	}
+	return st
+}
+
+// RawStatus is Status with the counters as the datapath keeps them, not
+// reset by ClearCounters: what the metrics endpoint exports.
+func (s *Supervisor) RawStatus() Status {
+	st := Status{Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
+	st.Hostname, _ = os.Hostname()
+	for _, l := range s.links {
+		st.Links = append(st.Links, l.status())
 	}
 	return st
 }
@@ -381,4 +398,33 @@ func receiveCounters(ls LinkStatus) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// clockWarning is set while key chain entries have start or end times
+// and the clock was never synchronised.
+func (s *Supervisor) clockWarning(lc config.Link) string {
+	if lc.MKA == nil || s.opts.ClockSynced == nil || s.opts.ClockSynced() {
+		return ""
+	}
+	for _, e := range lc.MKA.KeyChain {
+		if e.Start != "" || e.End != "" {
+			return "the clock was never synchronised (system ntp): key chain start/end times, and so rollover times, are unreliable"
+		}
+	}
+	return ""
+}
+
+// logSecured logs a link becoming secured or losing it, for the NOC.
+func logSecured(log *slog.Logger, l *link, secured bool) {
+	if secured {
+		log.Info("link secured", "backend", l.backend)
+		return
+	}
+	why := "no transmit or receive SA"
+	if l.kay != nil {
+		if d := l.kay.Status().Diagnosis; d != "" {
+			why = d
+		}
+	}
+	log.Warn("link not secured", "reason", why)
 }

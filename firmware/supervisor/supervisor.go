@@ -34,6 +34,13 @@ type Options struct {
 	StateDir string
 	// Now is the clock of the uptime; nil is time.Now.
 	Now func() time.Time
+	// Clock is the synchronised wall clock of key chain start and end
+	// times (firmware/timesync); nil is time.Now.
+	Clock func() time.Time
+	// ClockSynced reports whether that clock was ever synchronised; while
+	// it was not, start/end times are flagged unreliable. Nil: unknown,
+	// never flagged.
+	ClockSynced func() bool
 }
 
 // Supervisor runs the links of one config.
@@ -206,8 +213,11 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 		return nil, err
 	}
 	if lc.MKA != nil {
-		if l.kay, err = newKaY(l, lc, line.HardwareAddr, sci, log); err != nil {
+		if l.kay, err = newKaY(l, lc, line.HardwareAddr, sci, s.opts.Clock, log); err != nil {
 			return nil, err
+		}
+		if w := s.clockWarning(lc); w != "" {
+			log.Warn(w)
 		}
 	}
 	onEAPOL := func(frame []byte) {
@@ -296,9 +306,14 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	first := true
+	wasSecured := false
 	for {
 		carrier := readCarrier(l.cfg.Line)
 		secured := l.secured()
+		if secured != wasSecured {
+			logSecured(log, l, secured)
+			wasSecured = secured
+		}
 		fault := ""
 		switch {
 		case !carrier:
@@ -411,7 +426,7 @@ func setMTU(ifname string, mtu int) error {
 
 // newKaY builds the link's MKA entity. MKPDUs leave through the
 // datapath's line port, untagged, with the configured EtherType.
-func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *slog.Logger) (*mka.KaY, error) {
+func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, clock func() time.Time, log *slog.Logger) (*mka.KaY, error) {
 	m := lc.MKA
 	var keys []mka.CAK
 	for i := range m.KeyChain {
@@ -437,7 +452,7 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 		Priority: m.KeyServerPriority(), Keys: keys, Fallback: fallback,
 		Destination: m.DestinationAddress(), AutoDestination: m.AutoDestination(), Hello: m.Hello(),
 		EtherType: lc.EAPOLSendType(), ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
-		Log: log,
+		Log: log, Now: clock,
 		Send: func(frame []byte) error {
 			if l.kern != nil {
 				return l.kern.SendEAPOL(frame)

@@ -17,7 +17,7 @@ func (System) Step(d time.Duration) error {
 	if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
 		return fmt.Errorf("clock_settime: %w", err)
 	}
-	return markSynced()
+	return nil
 }
 
 // Slew has the kernel converge by d gradually (adjtime's single-shot
@@ -27,12 +27,12 @@ func (System) Slew(d time.Duration) error {
 	if _, err := unix.Adjtimex(&tx); err != nil {
 		return fmt.Errorf("adjtimex: %w", err)
 	}
-	return markSynced()
+	return nil
 }
 
-// markSynced tells the kernel the clock is synchronised (clears
-// STA_UNSYNC), as NTP daemons do.
-func markSynced() error {
+// MarkSynced tells the kernel the clock is synchronised (clears
+// STA_UNSYNC), as NTP daemons do after a correction.
+func (System) MarkSynced() error {
 	var tx unix.Timex
 	if _, err := unix.Adjtimex(&tx); err != nil {
 		return fmt.Errorf("adjtimex: %w", err)

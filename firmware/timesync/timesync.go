@@ -227,7 +227,7 @@ func (s *Service) Sync(ctx context.Context) bool {
 		was := s.synced
 		s.mu.Unlock()
 		if !was {
-			s.o.Log.Warn("NTP: no server answered; the clock is not synchronised", "servers", servers, "err", answers[0].err)
+			s.log().Warn("NTP: no server answered; the clock is not synchronised", "servers", servers, "err", answers[0].err)
 		}
 		return false
 	}
@@ -252,8 +252,11 @@ func (s *Service) correct(server string, sm Sample) {
 	default:
 		err = s.o.Setter.Slew(d)
 	}
+	if m, ok := s.o.Setter.(interface{ MarkSynced() error }); ok && err == nil {
+		err = m.MarkSynced()
+	}
 	if err != nil {
-		s.o.Log.Error("NTP: cannot correct the clock", "server", server, "offset", d, "err", err)
+		s.log().Error("NTP: cannot correct the clock", "server", server, "offset", d, "err", err)
 		return
 	}
 	s.mu.Lock()
@@ -263,15 +266,15 @@ func (s *Service) correct(server string, sm Sample) {
 	after := before.Add(d)
 	switch {
 	case step && (d > AuditThreshold || d < -AuditThreshold):
-		s.o.Log.Warn("clock stepped", "by", d.Round(time.Millisecond), "from", before.UTC().Format(time.RFC3339), "to", after.UTC().Format(time.RFC3339), "server", server)
+		s.log().Warn("clock stepped", "by", d.Round(time.Millisecond), "from", before.UTC().Format(time.RFC3339), "to", after.UTC().Format(time.RFC3339), "server", server)
 		if s.o.OnStep != nil {
 			s.o.OnStep(d, before, after)
 		}
 	case step:
-		s.o.Log.Info("clock stepped", "by", d.Round(time.Microsecond), "server", server)
+		s.log().Info("clock stepped", "by", d.Round(time.Microsecond), "server", server)
 	}
 	if first {
-		s.o.Log.Info("clock synchronised by NTP", "server", server, "stratum", sm.Stratum, "offset", d.Round(time.Microsecond))
+		s.log().Info("clock synchronised by NTP", "server", server, "stratum", sm.Stratum, "offset", d.Round(time.Microsecond))
 	}
 	s.writeRTC(step)
 }
@@ -389,4 +392,17 @@ func plain(err error) error {
 		return errors.New("timed out (is the server reachable, does it serve NTP on UDP port 123?)")
 	}
 	return err
+}
+
+// SetLog sets the logger (the system log, built after the service).
+func (s *Service) SetLog(l *slog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.o.Log = l
+}
+
+func (s *Service) log() *slog.Logger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.Log
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/mgmt/audit"
+	"github.com/secwire/secwire/mgmt/noc"
 	"github.com/secwire/secwire/mgmt/ping"
 	"github.com/secwire/secwire/mgmt/show"
 )
@@ -38,6 +39,9 @@ type Env struct {
 	Sessions func() []string
 	Reboot   func() error
 	Zeroize  func() error
+	// NOC is the state of clock sync, syslog and metrics (show system
+	// time|syslog|metrics).
+	NOC func() noc.Status
 	// Minute is how long a minute of `commit confirmed N` lasts (tests).
 	Minute time.Duration
 }
@@ -239,7 +243,11 @@ func (sh *Shell) opCommands() []*cmd {
 				run:   (*Shell).showLog},
 			{name: "macsec", help: "SecYs, secure channels and SAs", run: status(show.MACsec)},
 			{name: "mka", help: "MKA sessions: CA, peers, key server, keys", run: status(show.MKA)},
-			{name: "system", help: "Version, board, uptime, boot slot and commits", run: (*Shell).showSystem},
+			{name: "system", help: "Version, board, uptime, boot slot and commits", run: (*Shell).showSystem, sub: []*cmd{
+				{name: "metrics", help: "The Prometheus metrics endpoint", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowMetrics(w, st) })},
+				{name: "syslog", help: "Syslog collectors: state, queued and dropped messages", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowSyslog(w, st, time.Now()) })},
+				{name: "time", help: "Clock: synchronised or not, offset, stratum, last sync, NTP servers", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowTime(w, st, time.Now()) })},
+			}},
 			{name: "users", help: "Who is logged in", run: func(sh *Shell, _ []token, _ int) error {
 				if sh.env.Sessions == nil {
 					return errors.New("not available here")
@@ -564,6 +572,17 @@ func (sh *Shell) showSystem(_ []token, _ int) error {
 		sh.printf("  %2d  %s\n", e.N, e.Time.Format(time.DateTime))
 	}
 	return nil
+}
+
+// showNOC runs a view of the NOC services.
+func showNOC(view func(io.Writer, noc.Status)) func(*Shell, []token, int) error {
+	return func(sh *Shell, _ []token, _ int) error {
+		if sh.env.NOC == nil {
+			return errors.New("not available here")
+		}
+		view(sh.out, sh.env.NOC())
+		return nil
+	}
 }
 
 func (sh *Shell) showInterfaces(_ []token, _ int) error {
