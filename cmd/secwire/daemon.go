@@ -208,7 +208,7 @@ func requestCmd(args []string) error {
 // showSystemCmd shows the NOC services of the daemon.
 func showSystemCmd(args []string, w io.Writer) error {
 	views := map[string]func(io.Writer, noc.Status){
-		"time":    func(w io.Writer, st noc.Status) { noc.ShowTime(w, st, time.Now()) },
+		"time":    func(w io.Writer, st noc.Status) { noc.ShowTime(w, st) },
 		"syslog":  func(w io.Writer, st noc.Status) { noc.ShowSyslog(w, st, time.Now()) },
 		"metrics": noc.ShowMetrics,
 	}

@@ -246,7 +246,7 @@ func (sh *Shell) opCommands() []*cmd {
 			{name: "system", help: "Version, board, uptime, boot slot and commits", run: (*Shell).showSystem, sub: []*cmd{
 				{name: "metrics", help: "The Prometheus metrics endpoint", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowMetrics(w, st) })},
 				{name: "syslog", help: "Syslog collectors: state, queued and dropped messages", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowSyslog(w, st, time.Now()) })},
-				{name: "time", help: "Clock: synchronised or not, offset, stratum, last sync, NTP servers", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowTime(w, st, time.Now()) })},
+				{name: "time", help: "Clock: synchronised or not, offset, stratum, last sync, NTP servers", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowTime(w, st) })},
 			}},
 			{name: "users", help: "Who is logged in", run: func(sh *Shell, _ []token, _ int) error {
 				if sh.env.Sessions == nil {

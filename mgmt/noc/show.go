@@ -8,9 +8,10 @@ import (
 )
 
 // ShowTime prints `show system time`: the clock, whether and from where
-// it was synchronised, and each server.
-func ShowTime(w io.Writer, st Status, now time.Time) {
+// it was synchronised, and each server. Ages are on the box's clock.
+func ShowTime(w io.Writer, st Status) {
 	t := st.Time
+	now := t.Now
 	fmt.Fprintf(w, "Time: %s\n", t.Now.UTC().Format("2006-01-02 15:04:05 UTC"))
 	if !t.SystemClock {
 		fmt.Fprintln(w, "Clock: the daemon's own view (the host's clock is never set)")

@@ -1,0 +1,448 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/ctl"
+	"github.com/secwire/secwire/firmware/mka"
+	"github.com/secwire/secwire/internal/netns"
+	"github.com/secwire/secwire/mgmt/noc"
+	"github.com/secwire/secwire/offload/macsec"
+)
+
+// The NOC tests give both daemons a management port into a NOC
+// namespace where the real servers run (Debian's chrony, rsyslog and
+// prometheus):
+//
+//	A [mgmt 10.77.0.1] — [eth0 10.77.0.2-.5] NOC [eth1 10.78.0.2] — [mgmt 10.78.0.1] B
+
+type nocNet struct {
+	ns  *netns.NS
+	dir string
+}
+
+func newNOC(t *testing.T, tp *topo) *nocNet {
+	t.Helper()
+	ns, err := netns.Add(fmt.Sprintf("swnoc%d", os.Getpid()%100000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Delete() })
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(netns.Veth(tp.a, "mgmt", ns, "eth0"))
+	must(netns.Veth(tp.b, "mgmt", ns, "eth1"))
+	must(tp.a.IP("addr", "add", "10.77.0.1/24", "dev", "mgmt"))
+	must(tp.b.IP("addr", "add", "10.78.0.1/24", "dev", "mgmt"))
+	for _, a := range []string{"10.77.0.2/24", "10.77.0.3/24", "10.77.0.4/24", "10.77.0.5/24"} {
+		must(ns.IP("addr", "add", a, "dev", "eth0"))
+	}
+	must(ns.IP("addr", "add", "10.78.0.2/24", "dev", "eth1"))
+	return &nocNet{ns: ns, dir: tp.dir}
+}
+
+// withSystem rewrites a config file's system section.
+func withSystem(t *testing.T, path string, f func(*config.System)) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c config.Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	f(&c.System)
+	b, _ = json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// server runs a program in the NOC namespace until the test ends.
+func (n *nocNet) server(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	logf, _ := os.Create(filepath.Join(n.dir, filepath.Base(name)+".out"))
+	cmd := n.ns.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopProcess(cmd) })
+	return cmd
+}
+
+// stopProcess ends a server the test started and waits for it.
+func stopProcess(cmd *exec.Cmd) {
+	if cmd.ProcessState != nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (n *nocNet) out(name string) string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, name+".out"))
+	return string(b)
+}
+
+// secwireShow runs `secwire show ARGS` against side's daemon.
+func (tp *topo) secwireShow(side string, args ...string) string {
+	out, err := exec.Command(secwireBinary(tp.t), append(append([]string{"show"}, args...), "--socket", tp.socket(side))...).CombinedOutput()
+	if err != nil {
+		tp.t.Fatalf("secwire show %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// waitFor polls cond (bounded) and fails with what it last saw.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+	}
+	t.Fatalf("%s: not within %s; last seen:\n%s", what, within, last)
+}
+
+// testCA makes a CA and a server certificate for the given IP addresses,
+// written as PEM files in dir: ca.pem, server.pem, server.key.
+func testCA(t *testing.T, dir string, ips ...string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "secwire test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "collector"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
+	for name, blk := range map[string]*pem.Block{
+		"ca.pem": {Type: "CERTIFICATE", Bytes: caDER}, "server.pem": {Type: "CERTIFICATE", Bytes: srvDER},
+		"server.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// httpGet fetches a URL from inside ns.
+func httpGet(ns *netns.NS, u string) (string, error) {
+	var body string
+	err := ns.Do(func() error {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get(u)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		body = string(b)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s: %s", u, resp.Status, b)
+		}
+		return err
+	})
+	return body, err
+}
+
+// promQuery asks the prometheus in ns; it returns the result vector's
+// values by their labels' string form.
+func promQuery(ns *netns.NS, q string) (map[string]string, error) {
+	body, err := httpGet(ns, "http://127.0.0.1:9090/api/v1/query?query="+url.QueryEscape(q))
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Status string
+		Data   struct {
+			Result []struct {
+				Metric map[string]string
+				Value  [2]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		return nil, fmt.Errorf("%v: %s", err, body)
+	}
+	out := map[string]string{}
+	for _, s := range r.Data.Result {
+		out[fmt.Sprint(s.Metric)] = fmt.Sprint(s.Value[1])
+	}
+	return out, nil
+}
+
+// nocStatus reads side's NOC services status.
+func (tp *topo) nocStatus(side string) noc.Status {
+	tp.t.Helper()
+	var st noc.Status
+	if err := ctl.Get(tp.socket(side), "noc", &st); err != nil {
+		tp.t.Fatalf("status of %s: %v\n%s", side, err, tp.log(side))
+	}
+	return st
+}
+
+func hasCKN(m *mka.Status, ckn string) bool {
+	for _, ca := range m.CAs {
+		if ca.CKN == ckn {
+			return true
+		}
+	}
+	return false
+}
+
+// Debian's chrony serves time to both daemons; its clock runs an hour
+// ahead of this host's (libfaketime), as the true time does for a box
+// whose RTC is an hour behind. The daemons synchronise to it, `show
+// system time` says so, the step is logged and audited, and a key chain
+// entry starts at its start time as the server's clock measures it, not
+// an hour later as the box's own clock would have it.
+func TestNOCTimeFromChrony(t *testing.T) {
+	needTools(t, "ip", "ping", "chronyd", "faketime")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	n := newNOC(t, tp)
+	conf := filepath.Join(tp.dir, "chrony.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("local stratum 3\nallow all\nport 123\ncmdport 0\npidfile %s/chrony.pid\n", tp.dir)), 0o644)
+	const ahead = time.Hour
+	// -x: chronyd never touches this host's clock.
+	n.server(t, "faketime", "-f", fmt.Sprintf("+%d", int(ahead.Seconds())), "chronyd", "-x", "-d", "-f", conf)
+	serverNow := func() time.Time { return time.Now().Add(ahead) }
+
+	start := serverNow().Truncate(time.Second).Add(30 * time.Second)
+	first, second := cak("ntp-first", 16, "1f"), cak("ntp-second", 16, "2e")
+	second.Start = start.UTC().Format(time.RFC3339)
+	chain := []config.CAKEntry{first, second}
+	ntpFrom := func(addr string) func(*config.System) {
+		return func(s *config.System) { s.NTP = &config.NTP{Server: []config.NTPServer{{Address: addr}}} }
+	}
+	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), ntpFrom("10.77.0.2")))
+	tp.start("b", withSystem(t, tp.mkaConfig("b", chain, nil), ntpFrom("10.78.0.2")))
+
+	for side, src := range map[string]string{"a": "10.77.0.2", "b": "10.78.0.2"} {
+		waitFor(t, side+" synchronised", 20*time.Second, func() (bool, string) {
+			out := tp.secwireShow(side, "system", "time")
+			return strings.Contains(out, "Synchronised: yes, source "+src+", stratum 3"), out + "\n" + n.out("faketime")
+		})
+		st := tp.nocStatus(side)
+		if d := st.Time.Now.Sub(serverNow()); d < -2*time.Second || d > 2*time.Second {
+			t.Errorf("%s clock is %s off the server's", side, d)
+		}
+		t.Logf("show system time on %s:\n%s", side, tp.secwireShow(side, "system", "time"))
+	}
+	if !strings.Contains(tp.log("a"), "clock stepped") {
+		t.Errorf("the step is not logged:\n%s", tp.log("a"))
+	}
+	b, _ := os.ReadFile(filepath.Join(tp.dir, "audit.log"))
+	if !strings.Contains(string(b), "clock stepped by 1h0m0") {
+		t.Errorf("the step is not audited:\n%s", b)
+	}
+	tp.waitMKA("secured on the first CAK", 15*time.Second, func(a, b *mka.Status) bool {
+		return secured(a) && secured(b) && !hasCKN(a, second.CKN)
+	})
+	if out := tp.secwireShow("a", "mka"); strings.Contains(out, "never synchronised") {
+		t.Errorf("show mka warns of an unsynchronised clock after synchronisation:\n%s", out)
+	}
+	if time.Until(start.Add(-ahead)) < 2*time.Second {
+		t.Fatalf("the test started too slowly to see the key flip (%s left)", time.Until(start.Add(-ahead)))
+	}
+	tp.waitMKA("the second CAK starts", 45*time.Second, func(a, b *mka.Status) bool {
+		return a != nil && b != nil && hasCKN(a, second.CKN) && hasCKN(b, second.CKN)
+	})
+	flipped := serverNow()
+	t.Logf("key chain entry with start %s started at %s by the server's clock", start.UTC().Format(time.RFC3339), flipped.UTC().Format(time.RFC3339Nano))
+	if flipped.Before(start.Add(-500*time.Millisecond)) || flipped.After(start.Add(3*time.Second)) {
+		t.Fatalf("the entry started at %s by the server's clock, want %s", flipped, start)
+	}
+	tp.waitMKA("secured on the second CAK", 20*time.Second, func(a, b *mka.Status) bool {
+		return secured(a) && secured(b) && a.Latest.CKN == second.CKN && b.Latest.CKN == second.CKN
+	})
+}
+
+// rsyslogConf writes an rsyslog config that takes UDP on 514, TCP on
+// 10514 and TLS on 6514 (certificate from testCA), on every address of
+// the NOC namespace, and writes each message RFC 5424-parsed, one file
+// per transport: version|severity|facility|app|procid|msgid|msg.
+func rsyslogConf(t *testing.T, dir string) string {
+	t.Helper()
+	conf := filepath.Join(dir, "rsyslog.conf")
+	os.MkdirAll(filepath.Join(dir, "rsyslog"), 0o700)
+	c := fmt.Sprintf(`global(workDirectory="%[1]s/rsyslog" maxMessageSize="8k"
+  defaultNetstreamDriverCAFile="%[1]s/ca.pem"
+  defaultNetstreamDriverCertFile="%[1]s/server.pem"
+  defaultNetstreamDriverKeyFile="%[1]s/server.key")
+module(load="imudp")
+module(load="imtcp")
+template(name="parsed" type="string" string="%%protocol-version%%|%%syslogseverity-text%%|%%syslogfacility-text%%|%%app-name%%|%%procid%%|%%msgid%%|%%msg%%\n")
+ruleset(name="udp") { action(type="omfile" file="%[1]s/udp.log" template="parsed") }
+ruleset(name="tcp") { action(type="omfile" file="%[1]s/tcp.log" template="parsed") }
+ruleset(name="tls") { action(type="omfile" file="%[1]s/tls.log" template="parsed") }
+input(type="imudp" port="514" ruleset="udp")
+input(type="imtcp" port="10514" ruleset="tcp")
+input(type="imtcp" port="6514" ruleset="tls" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
+`, dir)
+	if err := os.WriteFile(conf, []byte(c), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
+// startRsyslog runs rsyslogd in the foreground and waits for its TCP
+// inputs.
+func (n *nocNet) startRsyslog(t *testing.T, conf string) *exec.Cmd {
+	t.Helper()
+	cmd := n.server(t, "rsyslogd", "-n", "-f", conf, "-i", filepath.Join(n.dir, "rsyslogd.pid"))
+	waitFor(t, "rsyslog listening", 10*time.Second, func() (bool, string) {
+		err := n.ns.Do(func() error {
+			for _, a := range []string{"127.0.0.1:10514", "127.0.0.1:6514"} {
+				c, err := net.DialTimeout("tcp", a, time.Second)
+				if err != nil {
+					return err
+				}
+				c.Close()
+			}
+			return nil
+		})
+		return err == nil, fmt.Sprint(err, "\n", n.out("rsyslogd"))
+	})
+	return cmd
+}
+
+func (n *nocNet) collected(transport string) string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, transport+".log"))
+	return string(b)
+}
+
+func adminUsers(t *testing.T) []config.User {
+	t.Helper()
+	hash, err := config.HashPassword(sshPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []config.User{{Name: "admin", Role: "admin", Password: hash}}
+}
+
+// Debian's rsyslog collects over UDP, TCP and TLS (a certificate made
+// here): transitions, datapath choice, logins and faults arrive RFC
+// 5424-parsed with their severity, facility and app name; keys never.
+func TestNOCSyslogToRsyslog(t *testing.T) {
+	needTools(t, "ip", "ping", "rsyslogd")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	n := newNOC(t, tp)
+	testCA(t, tp.dir, "10.77.0.4")
+	os.Rename(filepath.Join(tp.dir, "ca.pem"), filepath.Join(tp.dir, "syslog-ca.pem"))
+	os.Link(filepath.Join(tp.dir, "syslog-ca.pem"), filepath.Join(tp.dir, "ca.pem"))
+	n.startRsyslog(t, rsyslogConf(t, tp.dir))
+
+	chain := []config.CAKEntry{cak("syslog", 16, "5a")}
+	cakHex := chain[0].CAK
+	cfgA := withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
+		s.Users = adminUsers(t)
+		s.Syslog = &config.Syslog{Host: []config.SyslogHost{
+			{Address: "10.77.0.2", Transport: "udp"},
+			{Address: "10.77.0.3", Port: 10514, Transport: "tcp"},
+			{Address: "10.77.0.4", Transport: "tls", CAFile: "syslog-ca.pem", Severity: "info"},
+		}}
+	})
+	tp.startArgs("a", cfgA, "--ssh", "127.0.0.1:2222")
+	tp.start("b", tp.mkaConfig("b", chain, nil))
+	tp.waitMKA("CA secured", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+	pid := tp.daemons["a"].Process.Pid
+
+	// A login, a failed login, and a fault: B goes away.
+	c, err := dialSSH(t, tp.a, "admin", ssh.Password(sshPassword))
+	if err != nil {
+		t.Fatalf("ssh: %v\n%s", err, tp.log("a"))
+	}
+	c.Close()
+	if c, err := dialSSH(t, tp.a, "admin", ssh.Password("wrong password")); err == nil {
+		c.Close()
+		t.Fatal("a wrong password logged in")
+	}
+	tp.stop("b")
+
+	want := []struct{ severity, facility, msgID, text string }{
+		{"info", "daemon", "link", "datapath link=link0 backend=software"},
+		{"info", "daemon", "link", "link secured"},
+		{"info", "authpriv", "audit", "audit: login (password, role admin)"},
+		{"warning", "daemon", "link", "link not secured"},
+		{"warning", "daemon", "link", "secure connectivity association lost"},
+	}
+	for _, tr := range []string{"udp", "tcp", "tls"} {
+		waitFor(t, "messages over "+tr, 20*time.Second, func() (bool, string) {
+			got := n.collected(tr)
+			for _, w := range want {
+				line := fmt.Sprintf("1|%s|%s|secwire|%d|%s|", w.severity, w.facility, pid, w.msgID)
+				found := false
+				for _, l := range strings.Split(got, "\n") {
+					found = found || strings.HasPrefix(l, line) && strings.Contains(l, w.text)
+				}
+				if !found {
+					return false, fmt.Sprintf("no %q with %q in:\n%s\nA:\n%s\nsyslog:\n%s", line, w.text, got, tp.log("a"), tp.secwireShow("a", "system", "syslog"))
+				}
+			}
+			return true, ""
+		})
+		if got := n.collected(tr); strings.Contains(strings.ToLower(got), cakHex) {
+			t.Fatalf("the CAK reached the collector over %s", tr)
+		}
+	}
+	out := tp.secwireShow("a", "system", "syslog")
+	t.Logf("show system syslog:\n%s", out)
+	for _, w := range []string{"10.77.0.2:514/udp", "10.77.0.3:10514/tcp  info      connected", "10.77.0.4:6514/tls"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("show system syslog lacks %q", w)
+		}
+	}
+}
