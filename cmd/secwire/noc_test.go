@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +18,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -178,24 +181,27 @@ func testCA(t *testing.T, dir string, ips ...string) {
 	}
 }
 
-// httpGet fetches a URL from inside ns.
+// httpGet fetches a URL from inside ns. net/http dials on a goroutine of
+// its own, so the dial enters the namespace itself.
 func httpGet(ns *netns.NS, u string) (string, error) {
-	var body string
-	err := ns.Do(func() error {
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := c.Get(u)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		body = string(b)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s: %s", u, resp.Status, b)
-		}
-		return err
-	})
-	return body, err
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+			err = ns.Do(func() error {
+				conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		}}}
+	resp, err := c.Get(u)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s: %s", u, resp.Status, b)
+	}
+	return string(b), err
 }
 
 // promQuery asks the prometheus in ns; it returns the result vector's
@@ -444,5 +450,244 @@ func TestNOCSyslogToRsyslog(t *testing.T) {
 		if !strings.Contains(out, w) {
 			t.Errorf("show system syslog lacks %q", w)
 		}
+	}
+}
+
+// loggedBetween lists what the daemon logged at info and above between
+// from and to, as the collector receives it: the message, a space and
+// the attributes.
+func loggedBetween(t *testing.T, log string, from, to time.Time) []string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		ts, rest, ok := strings.Cut(strings.TrimPrefix(l, "time="), " level=")
+		if !ok {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil || at.Before(from) || at.After(to) {
+			continue
+		}
+		level, rest, _ := strings.Cut(rest, " msg=")
+		if level == "DEBUG" {
+			continue
+		}
+		msg := rest
+		attrs := ""
+		if strings.HasPrefix(rest, `"`) {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				t.Fatalf("daemon log line %q: %v", l, err)
+			}
+			msg, _ = strconv.Unquote(q)
+			attrs = strings.TrimPrefix(rest[len(q):], " ")
+		} else {
+			msg, attrs, _ = strings.Cut(rest, " ")
+		}
+		if attrs != "" {
+			msg += " " + attrs
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
+// rsyslog stops for 30 s: every message A logged meanwhile arrives when
+// it is back (below A's buffer bound), and B, whose buffer holds 8
+// messages, drops the oldest, shows how many, and tells the collector.
+func TestNOCSyslogCollectorOutage(t *testing.T) {
+	needTools(t, "ip", "ping", "rsyslogd")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	n := newNOC(t, tp)
+	testCA(t, tp.dir, "10.77.0.4")
+	conf := rsyslogConf(t, tp.dir)
+	rs := n.startRsyslog(t, conf)
+	chain := []config.CAKEntry{cak("outage", 16, "6b")}
+	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
+		s.Syslog = &config.Syslog{Host: []config.SyslogHost{{Address: "10.77.0.3", Port: 10514, Transport: "tcp"}}}
+	}))
+	tp.start("b", withSystem(t, tp.mkaConfig("b", chain, nil), func(s *config.System) {
+		s.Syslog = &config.Syslog{Buffer: 8, Host: []config.SyslogHost{{Address: "10.78.0.2", Port: 10514, Transport: "tcp"}}}
+	}))
+	tp.waitMKA("CA secured", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+	for _, side := range []string{"a", "b"} {
+		waitFor(t, side+" connected", 10*time.Second, func() (bool, string) {
+			st := tp.nocStatus(side)
+			return len(st.Syslog) == 1 && st.Syslog[0].State == "connected", tp.secwireShow(side, "system", "syslog")
+		})
+	}
+
+	stopProcess(rs)
+	down := time.Now()
+	waitFor(t, "A notices the collector is gone", 10*time.Second, func() (bool, string) {
+		st := tp.nocStatus("a")
+		return st.Syslog[0].State != "connected", tp.secwireShow("a", "system", "syslog")
+	})
+	// Rekeys make both ends log while the collector is down.
+	kn := tp.mkaStatus("a").Latest.KN
+	for i := 1; i <= 4; i++ {
+		if out, err := exec.Command(secwireBinary(t), "request", "mka", "rekey", "link0", "--socket", tp.socket("a")).CombinedOutput(); err != nil {
+			t.Fatalf("rekey: %v\n%s", err, out)
+		}
+		want := kn + uint32(i)
+		tp.waitMKA("rekey", 10*time.Second, func(a, b *mka.Status) bool {
+			return a != nil && b != nil && a.Latest != nil && b.Latest != nil && a.Latest.KN == want && b.Latest.KN == want && a.Old == nil && b.Old == nil
+		})
+	}
+	time.Sleep(time.Until(down.Add(30 * time.Second)))
+	up := time.Now()
+	stB := tp.nocStatus("b").Syslog[0]
+	t.Logf("after 30 s without the collector: A queued %d, B queued %d dropped %d",
+		tp.nocStatus("a").Syslog[0].Queued, stB.Queued, stB.Dropped)
+	if stB.Dropped == 0 || stB.Queued != 8 {
+		t.Fatalf("B (buffer 8): queued %d, dropped %d: want a full buffer and drops\n%s", stB.Queued, stB.Dropped, tp.log("b"))
+	}
+	out := tp.secwireShow("b", "system", "syslog")
+	if !regexp.MustCompile(fmt.Sprintf(`10\.78\.0\.2:10514/tcp\s+info\s+unreachable\s+.*\s8/8\s+\d+\s+%d\s`, stB.Dropped)).MatchString(out) {
+		t.Errorf("show system syslog on B does not show the %d dropped:\n%s", stB.Dropped, out)
+	}
+	t.Logf("show system syslog on B:\n%s", out)
+
+	n.startRsyslog(t, conf)
+	lost := loggedBetween(t, tp.log("a"), down, up)
+	if len(lost) < 8 {
+		t.Fatalf("A logged only %d messages while the collector was down:\n%s", len(lost), tp.log("a"))
+	}
+	waitFor(t, "every message A logged during the outage", 30*time.Second, func() (bool, string) {
+		got := n.collected("tcp")
+		for _, m := range lost {
+			if !strings.Contains(got, "|secwire|"+fmt.Sprint(tp.daemons["a"].Process.Pid)+"|") || !strings.Contains(got, "|"+m+"\n") {
+				return false, fmt.Sprintf("missing %q\ncollected:\n%s\n%s", m, got, tp.secwireShow("a", "system", "syslog"))
+			}
+		}
+		return true, ""
+	})
+	if st := tp.nocStatus("a").Syslog[0]; st.Dropped != 0 {
+		t.Errorf("A dropped %d messages below its buffer bound", st.Dropped)
+	}
+	// B told the collector how many it dropped; show says the same.
+	waitFor(t, "B's drop notice", 30*time.Second, func() (bool, string) {
+		n := tp.nocStatus("b").Syslog[0].Dropped
+		got := n2s(n)
+		return strings.Contains(nocCollected(tp, "tcp"), "collector=10.78.0.2:10514/tcp dropped="+got+" "), got
+	})
+	t.Logf("A: %d messages logged during the 30 s outage, all delivered; B dropped %d beyond its buffer of 8", len(lost), tp.nocStatus("b").Syslog[0].Dropped)
+}
+
+func n2s(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func nocCollected(tp *topo, transport string) string {
+	b, _ := os.ReadFile(filepath.Join(tp.dir, transport+".log"))
+	return string(b)
+}
+
+// promValue is the single value of a PromQL query, "" when empty.
+func promValue(t *testing.T, ns *netns.NS, q string) string {
+	t.Helper()
+	r, err := promQuery(ns, q)
+	if err != nil {
+		t.Fatalf("query %s: %v", q, err)
+	}
+	for _, v := range r {
+		return v
+	}
+	return ""
+}
+
+// Debian's prometheus scrapes A's endpoint every second while a ping
+// runs across the link and A rekeys and clears its counters: PromQL
+// sees the link secured and OutPktsEncrypted rising, and no counter goes
+// back; promtool accepts the exposition.
+func TestNOCPrometheusScrapes(t *testing.T) {
+	needTools(t, "ip", "ping", "prometheus", "promtool")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	n := newNOC(t, tp)
+	chain := []config.CAKEntry{cak("metrics", 16, "7c")}
+	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
+		s.Management = &config.Management{Interface: "mgmt", Address: "10.77.0.1/24"}
+		s.Metrics = &config.Metrics{Port: 9100}
+	}))
+	tp.start("b", tp.mkaConfig("b", chain, nil))
+	tp.waitMKA("CA secured", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+	if out := tp.secwireShow("a", "system", "metrics"); !strings.Contains(out, "http://10.77.0.1:9100/metrics") {
+		t.Fatalf("show system metrics:\n%s", out)
+	}
+	promConf := filepath.Join(tp.dir, "prometheus.yml")
+	os.WriteFile(promConf, []byte(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: secwire
+    static_configs: [{targets: ["10.77.0.1:9100"]}]
+`), 0o644)
+	n.server(t, "prometheus", "--config.file="+promConf, "--storage.tsdb.path="+filepath.Join(tp.dir, "prom"),
+		"--web.listen-address=127.0.0.1:9090", "--log.level=warn")
+	waitFor(t, "prometheus scrapes A", 60*time.Second, func() (bool, string) {
+		r, err := promQuery(n.ns, `secwire_link_secured{link="link0"} == 1 and on() secwire_mka_secured{link="link0"} == 1`)
+		return err == nil && len(r) == 1, fmt.Sprint(r, err, "\n", n.out("prometheus"))
+	})
+	if !tp.waitPing("10.9.0.2") {
+		t.Fatal("no ping across the link")
+	}
+	done := tp.pingFlow(2500) // 25 s at 100/s
+	const encrypted = `secwire_secy_tx_sc_stats_encrypted_pkts_total{link="link0"}`
+	waitFor(t, "OutPktsEncrypted rising", 15*time.Second, func() (bool, string) {
+		v := promValue(t, n.ns, "rate("+encrypted+"[5s]) > 50")
+		return v != "", "rate: " + promValue(t, n.ns, "rate("+encrypted+"[5s])")
+	})
+	kn := tp.mkaStatus("a").Latest.KN
+	for i := 1; i <= 3; i++ {
+		if out, err := exec.Command(secwireBinary(t), "request", "mka", "rekey", "link0", "--socket", tp.socket("a")).CombinedOutput(); err != nil {
+			t.Fatalf("rekey: %v\n%s", err, out)
+		}
+		want := kn + uint32(i)
+		tp.waitMKA("rekey", 10*time.Second, func(a, b *mka.Status) bool {
+			return a != nil && b != nil && a.Latest != nil && a.Latest.KN == want && a.Old == nil && b.Latest != nil && b.Latest.KN == want && b.Old == nil
+		})
+		time.Sleep(2 * time.Second) // a few scrapes between rekeys
+	}
+	if out, err := exec.Command(secwireBinary(t), "clear", "counters", "--socket", tp.socket("a")).CombinedOutput(); err != nil {
+		t.Fatalf("clear counters: %v\n%s", err, out)
+	}
+	sent, recv := done()
+	time.Sleep(3 * time.Second) // the last scrapes
+	t.Logf("ping %d sent, %d received across 3 rekeys and clear counters", sent, recv)
+	cleared := counter(tp.linkStatus("a").TxSCCounters, "OutPktsEncrypted")
+	total := promValue(t, n.ns, encrypted)
+	t.Logf("OutPktsEncrypted: %s in Prometheus, %d in show counters since clear counters", total, cleared)
+	if f, _ := strconv.ParseFloat(total, 64); f < float64(recv) || uint64(f) <= cleared {
+		t.Errorf("Prometheus has %s encrypted frames for %d pings, show counters %d since clear", total, recv, cleared)
+	}
+	for _, m := range []string{encrypted, `secwire_secy_rx_sc_stats_ok_pkts_total{link="link0"}`, `secwire_mka_sak_installs_total{link="link0"}`} {
+		if v := promValue(t, n.ns, "resets("+m+"[2m])"); v != "0" {
+			t.Errorf("resets(%s) = %q: the counter went back", m, v)
+		}
+	}
+	if v := promValue(t, n.ns, `increase(secwire_mka_sak_installs_total{link="link0"}[2m])`); v == "" || v == "0" {
+		t.Errorf("the rekeys are not counted: %q", v)
+	}
+	if v := promValue(t, n.ns, `secwire_link_datapath_info{link="link0",backend="software"}`); v != "1" {
+		t.Errorf("datapath in use: %q", v)
+	}
+	body, err := httpGet(n.ns, "http://10.77.0.1:9100/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters := 0
+	for _, l := range strings.Split(body, "\n") {
+		if name, ok := strings.CutPrefix(l, "# TYPE "); ok && strings.HasSuffix(name, " counter") {
+			name = strings.TrimSuffix(name, " counter")
+			counters++
+			if v := promValue(t, n.ns, "sum(resets("+name+"[2m]))"); v != "0" {
+				t.Errorf("%s went back %s times in 2 minutes", name, v)
+			}
+		}
+	}
+	t.Logf("%d counters, none went back", counters)
+	check := exec.Command("promtool", "check", "metrics")
+	check.Stdin = strings.NewReader(body)
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s\n%s", err, out, body)
+	}
+	if strings.Contains(body, chain[0].CAK) {
+		t.Fatal("the CAK is in the exposition")
 	}
 }
