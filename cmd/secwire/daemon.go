@@ -73,7 +73,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 	if cfg.System.NTP != nil {
 		// Key chain start/end times need the clock: a first answer
 		// before the links start, if it comes soon.
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		services.Time.Sync(sctx)
 		cancel()
 	}

@@ -691,3 +691,80 @@ scrape_configs:
 		t.Fatal("the CAK is in the exposition")
 	}
 }
+
+// Bad input: an NTP server that does not answer, a syslog collector that
+// refuses, a metrics port another program holds. Each is named in `show`
+// (and the port at commit), and the link keeps running.
+func TestNOCBadInput(t *testing.T) {
+	needTools(t, "ip", "ping")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	newNOC(t, tp)
+	// Something else holds B's and then A's metrics port.
+	hold := func(ns *netns.NS, addr string) net.Listener {
+		var ln net.Listener
+		if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	hold(tp.b, "10.78.0.1:9100")
+	hold(tp.a, "10.77.0.1:9100")
+	first := cak("bad-input", 16, "3d")
+	first.Start = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	chain := []config.CAKEntry{first}
+	tp.startArgs("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
+		s.Users = adminUsers(t)
+		s.Management = &config.Management{Interface: "mgmt", Address: "10.77.0.1/24"}
+		s.NTP = &config.NTP{Server: []config.NTPServer{{Address: "10.77.0.9"}}}
+		s.Syslog = &config.Syslog{Host: []config.SyslogHost{{Address: "10.77.0.5", Port: 10599, Transport: "tcp"}}}
+	}), "--ssh", "127.0.0.1:2222")
+	tp.start("b", withSystem(t, tp.mkaConfig("b", chain, nil), func(s *config.System) {
+		s.Management = &config.Management{Interface: "mgmt", Address: "10.78.0.1/24"}
+		s.Metrics = &config.Metrics{Port: 9100}
+	}))
+	tp.waitMKA("CA secured despite the bad services", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+	if !tp.waitPing("10.9.0.2") {
+		t.Fatal("no ping across the link")
+	}
+
+	waitFor(t, "show system time names the silent server", 15*time.Second, func() (bool, string) {
+		out := tp.secwireShow("a", "system", "time")
+		return strings.Contains(out, "Synchronised: NO") && strings.Contains(out, "10.77.0.9") &&
+			strings.Contains(out, "no answer from 10.77.0.9: timed out"), out
+	})
+	out := tp.secwireShow("a", "mka")
+	if !strings.Contains(out, "the clock was never synchronised") || !strings.Contains(tp.log("a"), "rollover times, are unreliable") {
+		t.Errorf("a key chain with a start time and no synchronised clock: no warning in show mka or the log:\n%s\n%s", out, tp.log("a"))
+	}
+	waitFor(t, "show system syslog names the refusing collector", 15*time.Second, func() (bool, string) {
+		out := tp.secwireShow("a", "system", "syslog")
+		return strings.Contains(out, "10.77.0.5:10599/tcp") && strings.Contains(out, "unreachable") && strings.Contains(out, "connection refused"), out
+	})
+	if out := tp.secwireShow("b", "system", "metrics"); !strings.Contains(out, "ERROR: 10.78.0.1:9100 is in use by another program") {
+		t.Errorf("B started with its metrics port taken:\n%s", out)
+	}
+
+	// At commit: the port is refused, nothing changes.
+	c, err := dialSSH(t, tp.a, "admin", ssh.Password(sshPassword))
+	if err != nil {
+		t.Fatalf("ssh: %v\n%s", err, tp.log("a"))
+	}
+	defer c.Close()
+	sess, _ := c.NewSession()
+	o, _ := sess.CombinedOutput("configure; set system metrics port 9100; commit")
+	if !strings.Contains(string(o), "commit failed: system metrics port 9100: 10.77.0.1:9100 is in use by another program; choose another port") {
+		t.Fatalf("commit of a metrics port in use:\n%s", o)
+	}
+	if out := tp.secwireShow("a", "system", "metrics"); !strings.Contains(out, "off") {
+		t.Errorf("after the refused commit:\n%s", out)
+	}
+	sess, _ = c.NewSession()
+	o, _ = sess.CombinedOutput("show system time")
+	if !strings.Contains(string(o), "Synchronised: NO") {
+		t.Errorf("show system time over SSH:\n%s", o)
+	}
+	if !tp.ping("10.9.0.2", 3) {
+		t.Fatal("the link stopped carrying traffic")
+	}
+}

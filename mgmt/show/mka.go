@@ -29,6 +29,9 @@ func MKA(w io.Writer, st supervisor.Status) {
 		default:
 			fmt.Fprintln(w, "  status: SECURED")
 		}
+		if l.ClockWarning != "" {
+			fmt.Fprintf(w, "  WARNING: %s\n", l.ClockWarning)
+		}
 		dest := m.Destination
 		if m.AutoDest {
 			dest += " (auto)"
