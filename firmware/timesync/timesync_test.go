@@ -104,7 +104,7 @@ func TestStepSlewAndAudit(t *testing.T) {
 	if len(set.slew) != 1 || set.slew[0] != 3*time.Millisecond || len(audited) != 1 || rtc.writes != 1 {
 		t.Fatalf("slews %v audited %v rtc writes %d: want one 3ms slew, nothing more audited, no RTC write within 11 min", set.slew, audited, rtc.writes)
 	}
-	if s.Now().Sub(time.Now()).Abs() > time.Second {
+	if time.Until(s.Now()).Abs() > time.Second {
 		t.Error("with a Setter, Now must be the system clock")
 	}
 }
