@@ -89,6 +89,11 @@ func orNone(s string) string {
 // forced backend that fails is an error.
 func (s *Supervisor) startDatapath(ctx context.Context, l *link, log *slog.Logger) error {
 	lc := l.cfg
+	// Whatever backend runs now, a kernel datapath a killed daemon left on
+	// this line port must not keep forwarding beside it.
+	if err := kernel.RemoveStale(macsecName(lc.Line), lc.Line, lc.Plain, log); err != nil {
+		return err
+	}
 	try, why := plan(lc, l.secyCfg)
 	forced := lc.DatapathChoice() != "auto"
 	for _, b := range try {
