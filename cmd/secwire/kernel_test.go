@@ -374,7 +374,7 @@ func TestKernelDatapathRestartAfterKill(t *testing.T) {
 	took := tp.waitMKA("CA secured after the restart", 30*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
 	t.Logf("secured again %s after the restart", took.Round(time.Millisecond))
 	if !tp.waitPing("10.9.0.2") || !tp.ping("10.9.0.2", 5) {
-		t.Fatalf("no ping after the restart\nA:\n%s", tp.log("a"))
+		t.Fatalf("no ping after the restart\nA status: %+v\nB status: %+v\nA:\n%s\nB:\n%s", tp.linkStatus("a"), tp.linkStatus("b"), tp.log("a"), tp.log("b"))
 	}
 	after := kernelDatapathState(t, tp.a)
 	t.Logf("after: %+v", after)
