@@ -358,8 +358,6 @@ func TestKernelDatapathRestartAfterKill(t *testing.T) {
 		t.Fatalf("SIGKILL did not leave the datapath behind (%+v): the test would prove nothing", stale)
 	}
 
-	// The killed daemon's socket file stays too; start waits for the new one.
-	os.Remove(tp.socket("a"))
 	tp.start("a", cfgA)
 	st := tp.linkStatus("a")
 	t.Logf("restarted: datapath %s", st.Datapath)
