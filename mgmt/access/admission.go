@@ -11,7 +11,7 @@ import "sync"
 // a slot even while attackers hold them all.
 type Admission struct {
 	Max       int              // default 32
-	PerSource int              // default 4
+	PerSource int              // default 8
 	Score     func(string) int // nil: every source scores 0
 
 	mu    sync.Mutex
@@ -34,7 +34,7 @@ func (a *Admission) Admit(src string, drop func()) (done func(), ok bool) {
 		max = 32
 	}
 	if per <= 0 {
-		per = 4
+		per = 8
 	}
 	score := func(s string) int {
 		if a.Score == nil {

@@ -238,22 +238,25 @@ func tailFile(path string, n int) []string {
 // readLine reads one line, keeping at most max bytes of it.
 func readLine(r *bufio.Reader, max int) (string, error) {
 	var b []byte
-	cut := 0
+	size := 0
 	for {
 		part, err := r.ReadSlice('\n')
+		size += len(part)
 		if keep := max - len(b); keep > 0 {
 			b = append(b, part[:min(len(part), keep)]...)
 		}
-		cut += len(part)
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		s := strings.TrimSuffix(string(b), "\n")
-		if cut > max {
-			s += fmt.Sprintf("...(%d bytes)", cut)
-		}
-		if err == io.EOF && cut == 0 {
+		if err == io.EOF && size == 0 {
 			return "", err
+		}
+		if len(part) > 0 && part[len(part)-1] == '\n' {
+			size--
+		}
+		s := strings.TrimSuffix(string(b), "\n")
+		if size > max {
+			s += fmt.Sprintf("...(%d bytes)", size)
 		}
 		return s, err
 	}

@@ -6,7 +6,7 @@
 // runs one command.
 //
 // Limits before login (docs/config.md, "SSH limits"): a login must be
-// done within LoginGrace; at most 32 connections may be logging in (4
+// done within LoginGrace; at most 32 connections may be logging in (8
 // per address), and when all slots are taken a newcomer from an address
 // with fewer failures takes the slot of the worst one; password checks
 // run one at a time and use at most 10% of one CPU, best-behaved address
@@ -373,8 +373,7 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request, who commit.Wh
 				}
 			case "env":
 				var p envRequest
-				ssh.Unmarshal(req.Payload, &p) // accepted and ignored (LANG and the like)
-				reply = true
+				reply = ssh.Unmarshal(req.Payload, &p) == nil // accepted and ignored (LANG and the like)
 			case "shell", "exec":
 				var cmd string
 				if req.Type == "exec" {
