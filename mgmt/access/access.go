@@ -51,6 +51,40 @@ type Limiter struct {
 	mu       sync.Mutex
 	fails    map[string][]time.Time
 	inflight map[string]int
+	good     map[string]time.Time // last successful login per source
+}
+
+// Known good sources: an address that logged in within goodFor goes
+// ahead of unknown ones when logins queue (an administrator's station
+// during a flood). At most maxGood are remembered.
+const (
+	goodFor = 24 * time.Hour
+	maxGood = 256
+)
+
+func (l *Limiter) succeed(src string) {
+	delete(l.fails, src)
+	if l.good == nil {
+		l.good = map[string]time.Time{}
+	}
+	if _, ok := l.good[src]; !ok && len(l.good) >= maxGood {
+		oldest := ""
+		for s, t := range l.good {
+			if oldest == "" || t.Before(l.good[oldest]) {
+				oldest = s
+			}
+		}
+		delete(l.good, oldest)
+	}
+	l.good[src] = l.now()
+}
+
+// trusted is 1 for a source that logged in within goodFor, else 0.
+func (l *Limiter) trusted(src string) int {
+	if t, ok := l.good[src]; ok && l.now().Sub(t) < goodFor {
+		return 1
+	}
+	return 0
 }
 
 // NewLimiter allows 5 failures per minute per source.
@@ -104,7 +138,7 @@ func (l *Limiter) Begin(src string) (done func(ok bool), wait time.Duration, blo
 				delete(l.inflight, src)
 			}
 			if ok {
-				delete(l.fails, src)
+				l.succeed(src)
 			} else {
 				l.fail(src)
 			}
@@ -126,19 +160,28 @@ func (l *Limiter) fail(src string) {
 	l.fails[src] = append(l.recent(src), l.now())
 }
 
-// Succeed forgets src's failures.
+// Rank is how suspect src is for a connection slot, lower first: its
+// recent failures, one less for a known good source (attempts in
+// progress do not count: a login being checked keeps its slot).
+func (l *Limiter) Rank(src string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recent(src)) - l.trusted(src)
+}
+
+// Succeed forgets src's failures and remembers it as a known good source.
 func (l *Limiter) Succeed(src string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.fails, src)
+	l.succeed(src)
 }
 
-// Score is how suspect src is: its recent failures plus its attempts in
-// progress. A source that never failed scores 0 and goes first.
+// Score is how suspect src is, lower first: its recent failures plus
+// its attempts in progress, one less for a known good source.
 func (l *Limiter) Score(src string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.recent(src)) + l.inflight[src]
+	return len(l.recent(src)) + l.inflight[src] - l.trusted(src)
 }
 
 func (l *Limiter) recent(src string) []time.Time {

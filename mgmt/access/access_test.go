@@ -81,8 +81,8 @@ func TestLimiterCountsAttemptsInProgress(t *testing.T) {
 	done, _, _ := l.Begin("192.0.2.2")
 	done(true)
 	done(false) // a second call changes nothing
-	if l.Score("192.0.2.2") != 0 {
-		t.Fatal("a success left a score")
+	if l.Score("192.0.2.2") != -1 || l.Rank("192.0.2.2") != -1 {
+		t.Fatalf("a known good source scores %d and ranks %d, want -1 (ahead of unknown ones)", l.Score("192.0.2.2"), l.Rank("192.0.2.2"))
 	}
 }
 

@@ -5,10 +5,10 @@ import "sync"
 // Admission caps the connections that have not logged in yet: at most
 // Max in all and PerSource from one address, so a flood of handshakes
 // cannot exhaust memory or CPU. When the table is full, a newcomer from
-// a source with a better score (Limiter.Score: fewer recent failures)
-// takes the place of the oldest connection of the worst source, which is
-// dropped; otherwise the newcomer is refused. An administrator thus gets
-// a slot even while attackers hold them all.
+// a source with a better score (Limiter.Rank: a known good address, or
+// fewer recent failures) takes the place of the oldest connection of the
+// worst source, which is dropped; otherwise the newcomer is refused. An
+// administrator thus gets a slot even while attackers hold them all.
 type Admission struct {
 	Max       int              // default 32
 	PerSource int              // default 8

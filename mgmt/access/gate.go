@@ -13,12 +13,12 @@ var ErrBusy = errors.New("too many logins in progress: try again shortly")
 // one at a time, and after each one pauses so that checks use at most
 // Share of one CPU: a flood of wrong passwords cannot take CPU from the
 // datapath. Waiting checks are served best score first (Limiter.Score:
-// a source that never failed goes ahead of one that keeps failing), so
-// an administrator gets in during a flood. At most Queue checks wait;
+// a known good address first, then by fewest failures), so an
+// administrator gets in during a flood. At most Queue checks wait;
 // a better one pushes out the worst, which fails with ErrBusy.
 type Gate struct {
 	Queue   int           // default 8
-	Share   float64       // default 0.1
+	Share   float64       // default 0.05
 	MaxWait time.Duration // default 10 s; longer waits fail with ErrBusy
 
 	mu       sync.Mutex
@@ -41,7 +41,7 @@ func (g *Gate) defaults() (queue int, share float64, wait time.Duration) {
 		queue = 8
 	}
 	if share <= 0 || share > 1 {
-		share = 0.1
+		share = 0.05
 	}
 	if wait <= 0 {
 		wait = 10 * time.Second
@@ -123,7 +123,14 @@ func (g *Gate) dispatch() {
 	if g.busy || len(g.waiting) == 0 {
 		return
 	}
-	if d := time.Until(g.nextFree); d > 0 {
+	best := 0
+	for i, x := range g.waiting {
+		if x.score < g.waiting[best].score || x.score == g.waiting[best].score && x.seq < g.waiting[best].seq {
+			best = i
+		}
+	}
+	// A known good address (score < 0) does not wait out the pause.
+	if d := time.Until(g.nextFree); d > 0 && g.waiting[best].score >= 0 {
 		if g.timer == nil {
 			g.timer = time.AfterFunc(d, func() {
 				g.mu.Lock()
@@ -133,12 +140,6 @@ func (g *Gate) dispatch() {
 			})
 		}
 		return
-	}
-	best := 0
-	for i, x := range g.waiting {
-		if x.score < g.waiting[best].score || x.score == g.waiting[best].score && x.seq < g.waiting[best].seq {
-			best = i
-		}
 	}
 	w := g.waiting[best]
 	g.waiting = append(g.waiting[:best], g.waiting[best+1:]...)

@@ -7,12 +7,14 @@
 //
 // Limits before login (docs/config.md, "SSH limits"): a login must be
 // done within LoginGrace; at most 32 connections may be logging in (8
-// per address), and when all slots are taken a newcomer from an address
-// with fewer failures takes the slot of the worst one; password checks
-// run one at a time and use at most 10% of one CPU, best-behaved address
-// first; an address with 5 failed logins in a minute is refused at
-// connect for a minute. After login: at most MaxConns connections and
-// MaxSessions sessions per connection.
+// per address), and when all slots are taken a newcomer from a better
+// address (one that logged in within a day, or has fewer failures) takes
+// the slot of the worst one; password checks run one at a time, use at
+// most 5% of one CPU and are served best address first; an address with
+// 5 unsuccessful logins in a minute is refused for a minute, and its
+// connections are held silent for TarpitTime before they are closed.
+// After login: at most MaxConns connections and MaxSessions sessions per
+// connection.
 package sshd
 
 import (
@@ -47,6 +49,12 @@ const (
 	LoginGrace  = 20 * time.Second // from connect to logged in
 	MaxConns    = 64               // logged-in connections
 	MaxSessions = 10               // sessions (shells, commands) per connection
+	// A refused connection is held open, silent, for TarpitTime before it
+	// is closed (at most MaxTarpit at once; beyond, closed at once): a
+	// client waiting for the server's greeting then waits, instead of
+	// reconnecting thousands of times a second.
+	TarpitTime = 10 * time.Second
+	MaxTarpit  = 256
 )
 
 // Server serves SSH logins.
@@ -61,6 +69,7 @@ type Server struct {
 
 	init   sync.Once
 	panics atomic.Int64
+	tarpit chan struct{}
 }
 
 func (s *Server) defaults() {
@@ -81,8 +90,9 @@ func (s *Server) defaults() {
 			s.Admission = &access.Admission{}
 		}
 		if s.Admission.Score == nil {
-			s.Admission.Score = s.Limiter.Score
+			s.Admission.Score = s.Limiter.Rank
 		}
+		s.tarpit = make(chan struct{}, MaxTarpit)
 	})
 }
 
@@ -214,11 +224,14 @@ func (s *Server) conn(nc net.Conn, cfg *ssh.ServerConfig) {
 	defer s.recoverPanic(&who, "connection")
 	if wait, blocked := s.Limiter.Blocked(src); blocked {
 		s.Env.Audit.Failure(src, who, "connection refused: too many failed logins from this address (retry in "+wait.Round(time.Second).String()+")")
+		s.hold(nc)
 		return
 	}
 	admitted, ok := s.Admission.Admit(src, func() { nc.Close() })
 	if !ok {
+		s.Limiter.Fail(src) // a source that keeps knocking ends up blocked
 		s.Env.Audit.Failure(src, who, "connection refused: too many logins in progress")
+		s.hold(nc)
 		return
 	}
 	nc.SetDeadline(time.Now().Add(LoginGrace))
@@ -268,6 +281,19 @@ func (s *Server) conn(nc net.Conn, cfg *ssh.ServerConfig) {
 			s.session(ch, creqs, who, role)
 		}()
 	}
+}
+
+// hold keeps a refused connection open and silent for TarpitTime (or
+// until the client goes), when a tarpit slot is free.
+func (s *Server) hold(nc net.Conn) {
+	select {
+	case s.tarpit <- struct{}{}:
+		defer func() { <-s.tarpit }()
+	default:
+		return
+	}
+	nc.SetReadDeadline(time.Now().Add(TarpitTime))
+	io.Copy(io.Discard, io.LimitReader(nc, 4096))
 }
 
 // connection is a logged-in connection and its open sessions.
