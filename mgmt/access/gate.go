@@ -14,8 +14,10 @@ var ErrBusy = errors.New("too many logins in progress: try again shortly")
 // Share of one CPU: a flood of wrong passwords cannot take CPU from the
 // datapath. Waiting checks are served best score first (Limiter.Score:
 // a known good address first, then by fewest failures), so an
-// administrator gets in during a flood. At most Queue checks wait;
-// a better one pushes out the worst, which fails with ErrBusy.
+// administrator gets in during a flood; among equals the newest goes
+// first (under overload the oldest have most likely given up). At most
+// Queue checks wait; a newcomer no worse than the worst waiting pushes
+// out that one (the oldest among equals), which fails with ErrBusy.
 type Gate struct {
 	Queue   int           // default 8
 	Share   float64       // default 0.05
@@ -28,6 +30,9 @@ type Gate struct {
 	timer    *time.Timer
 	seq      uint64
 }
+
+// maxPause caps the pause after a check.
+const maxPause = 2 * time.Second
 
 type waiter struct {
 	score int
@@ -59,7 +64,7 @@ func (g *Gate) Do(score int, check func() bool) (bool, error) {
 	w.seq = g.seq
 	if len(g.waiting) >= queue {
 		worst := g.worst()
-		if !worse(g.waiting[worst], w) {
+		if g.waiting[worst].score < w.score {
 			g.mu.Unlock()
 			return false, ErrBusy
 		}
@@ -96,21 +101,20 @@ func (g *Gate) Do(score int, check func() bool) (bool, error) {
 	took := time.Since(start)
 	g.mu.Lock()
 	g.busy = false
-	g.nextFree = time.Now().Add(time.Duration(float64(took) * (1/share - 1)))
+	// The pause is capped so that on a slow or loaded box a login does
+	// not wait for long: there, checks may take a bit more than Share.
+	g.nextFree = time.Now().Add(min(time.Duration(float64(took)*(1/share-1)), maxPause))
 	g.dispatch()
 	g.mu.Unlock()
 	return ok, nil
 }
 
-// worse reports whether a should give way to b.
-func worse(a, b *waiter) bool {
-	return a.score > b.score
-}
-
+// worst is the waiter to push out: the highest score, the oldest among
+// equals.
 func (g *Gate) worst() int {
 	w := 0
 	for i, x := range g.waiting {
-		if x.score > g.waiting[w].score || x.score == g.waiting[w].score && x.seq > g.waiting[w].seq {
+		if x.score > g.waiting[w].score || x.score == g.waiting[w].score && x.seq < g.waiting[w].seq {
 			w = i
 		}
 	}
@@ -123,9 +127,9 @@ func (g *Gate) dispatch() {
 	if g.busy || len(g.waiting) == 0 {
 		return
 	}
-	best := 0
+	best := 0 // the lowest score, the newest among equals
 	for i, x := range g.waiting {
-		if x.score < g.waiting[best].score || x.score == g.waiting[best].score && x.seq < g.waiting[best].seq {
+		if x.score < g.waiting[best].score || x.score == g.waiting[best].score && x.seq > g.waiting[best].seq {
 			best = i
 		}
 	}

@@ -67,10 +67,16 @@ type Shell struct {
 
 // New starts a session in operational mode.
 func New(env *Env, sess Session) *Shell {
-	if env.Minute == 0 {
-		env.Minute = time.Minute
-	}
 	return &Shell{env: env, sess: sess, out: sess.Out}
+}
+
+// minute is how long a minute of `commit confirmed N` lasts. Env is
+// shared by every session: it is read here, never defaulted in place.
+func (sh *Shell) minute() time.Duration {
+	if sh.env.Minute == 0 {
+		return time.Minute
+	}
+	return sh.env.Minute
 }
 
 // Prompt is the prompt for the next line: user@host> in operational mode,
@@ -462,7 +468,7 @@ func (sh *Shell) commit(args []token, end int) error {
 			}
 			mins = n
 		}
-		confirm = time.Duration(mins) * sh.env.Minute
+		confirm = time.Duration(mins) * sh.minute()
 	default:
 		return errAt(args[0], "unexpected %q: want check, confirmed [minutes] or and-quit", args[0].s)
 	}
