@@ -118,6 +118,9 @@ func (c *Config) secrets(f func(path, field string, v *string)) {
 				e := &m.KeyChain[j]
 				f(fmt.Sprintf("%s.mka.key_chain[%d].cak", p, j), fmt.Sprintf("%s.mka.key_chain[%q].cak", link, e.CKN), &e.CAK)
 			}
+			if fb := m.Fallback; fb != nil {
+				f(p+".mka.fallback_key.cak", fmt.Sprintf("%s.mka.fallback_key[%q].cak", link, fb.CKN), &fb.CAK)
+			}
 		}
 		if s := l.Static; s != nil {
 			f(p+".static_keys.tx.key", link+".static_keys.tx.key", &s.TX.Key)

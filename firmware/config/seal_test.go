@@ -76,6 +76,9 @@ func TestSealedValueMovedToAnotherFieldFails(t *testing.T) {
 			k[0].CAK, k[1].CAK = k[1].CAK, k[0].CAK
 		}, "links[0].mka.key_chain[0].cak"},
 		{"links renamed", func(c *Config) { c.Links[0].Name, c.Links[1].Name = c.Links[1].Name, c.Links[0].Name }, "links[0].mka.key_chain[0].cak"},
+		{"to the fallback key", func(c *Config) {
+			c.Links[1].MKA.Fallback = &FallbackKey{CKN: "01", CAK: c.Links[1].MKA.KeyChain[0].CAK}
+		}, "links[1].mka.fallback_key.cak"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			moved := sealed.Clone()

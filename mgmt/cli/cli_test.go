@@ -87,6 +87,8 @@ func TestHistoryMasksSecrets(t *testing.T) {
 		"set links l0 mka key-chain 01 cak   " + cak:            "set links l0 mka key-chain 01 cak   <secret>",
 		"set links l0 mka key-chain 01 ca \"" + cak + "\"":      "set links l0 mka key-chain 01 ca <secret>",
 		"set links l0 mka key-chain 01 cak":                     "set links l0 mka key-chain 01 cak",
+		"set links l0 mka fallback-key c " + cak:                "set links l0 mka fallback-key c <secret>",
+		"se li l0 mk fa ca " + cak:                              "se li l0 mk fa ca <secret>",
 		"set links l0 cipher gcm-aes-128":                       "set links l0 cipher gcm-aes-128",
 		"set links l0 mka key-chain 01 start 2026-01-01T00:00Z": "set links l0 mka key-chain 01 start 2026-01-01T00:00Z",
 		"show links l0 mka":                                     "show links l0 mka",
