@@ -263,7 +263,7 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 		t.Logf("window: %.0f frames/s, the box used %.0f%% of a CPU", n/el, 100*cpu/el)
 		return n / el, n / max(cpu, 0.01)
 	}
-	var idle, attacked, idleCPU, attackedCPU, ratios []float64
+	var idle, attacked, idleCPU, ratios []float64
 	for r := range rounds {
 		rate, perCPU := measure()
 		idle, idleCPU = append(idle, rate), append(idleCPU, perCPU)
@@ -287,7 +287,7 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 		cmd.Wait()
 		var rep attackReport
 		json.Unmarshal([]byte(out.String()), &rep)
-		attacked, attackedCPU = append(attacked, rate), append(attackedCPU, perCPU)
+		attacked = append(attacked, rate)
 		ratios = append(ratios, perCPU/idleCPU[r])
 		t.Logf("round %d: idle %.0f frames/s (%.0f per CPU second), under attack %.0f frames/s (%.0f per CPU second: %.0f%%); administrator logged in after %s; attackers: %d connections, %d password attempts, %d cut off before or in the handshake",
 			r+1, idle[r], idleCPU[r], rate, perCPU, 100*ratios[r], took.Round(time.Millisecond), rep.Connections, rep.Attempts, rep.Refused)
