@@ -84,23 +84,23 @@ func attack(spec string) {
 }
 
 // TestPreauthFloodSparesLoginAndDatapath runs the daemon with SSH and a
-// software-datapath link in a namespace of its own, and a generator that
-// sends as many frames into the plaintext port as the box takes. In
-// windows of a few seconds, alternately idle and under attack, it counts
-// the frames that leave the line port encrypted. An attack is 200
+// software-datapath link in a namespace of its own. An attack is 200
 // connections at once, each from an address of its own (fresh addresses
-// in every window), trying wrong passwords without pause; meanwhile the
-// administrator logs in with the right one, from the address they used
-// before the attack. The login must succeed within 5 s, and the datapath
-// must keep at least 80% of its idle rate.
+// in every window), trying wrong passwords without pause; a second into
+// it the administrator logs in with the right password, from the
+// address they used before. Windows of 3 s alternate, idle and under
+// attack. The login must succeed within 5 s in every attack window.
 //
-// The machines that run the tests are shared (other tests, other jobs),
-// so the CPU the box's process gets varies from one window to the next
-// by more than the attack costs. The rate is therefore compared per CPU
-// second the box got (frames protected divided by the process's CPU
-// time: what the SSH server takes from it shows as fewer frames per CPU
-// second), as the median over alternating windows; the raw rates are
-// logged beside it.
+// The datapath: the machines that run the tests are shared, and the CPU
+// the box's process gets varies from one window to the next by more
+// than the attack costs, so a raw rate comparison would measure the
+// machine's load. The test therefore measures what the attack costs the
+// box in CPU, with no traffic (the box's CPU time under attack minus
+// idle), and requires at most 20% of one CPU: what a datapath worker,
+// which needs one CPU at full rate, can lose and keep 80% of its rate.
+// Then, with a generator sending into the plaintext port as fast as the
+// box takes, it logs the frames per second leaving the line port
+// encrypted, idle and under attack, raw and per CPU second of the box.
 func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 	needTools(t, "ip", "nice")
 	id := os.Getpid() % 100000
@@ -129,7 +129,7 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 	must(gen.IP("link", "set", "dev", "g-line", "mtu", "1600"))
 	must(box.IP("addr", "add", "10.77.0.1/16", "dev", "mgmt"))
 	// The administrator's address and 200 fresh ones per attack window.
-	const rounds, attackers = 5, 200
+	const rounds, attackers = 6, 200
 	batch := "addr add 10.77.0.2/16 dev g-mgmt\n"
 	sources := make([][]string, rounds)
 	for r := range rounds {
@@ -179,6 +179,8 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 	defer tx.Close()
 	defer rx.Close()
 	var protected, offered atomic.Int64
+	var sending atomic.Bool
+	sending.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var bg sync.WaitGroup
@@ -200,6 +202,10 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 	go func() {
 		defer bg.Done()
 		for ctx.Err() == nil {
+			if !sending.Load() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
 			for range 32 {
 				tx.Send(frame)
 			}
@@ -254,19 +260,19 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 	time.Sleep(time.Second) // the link forwards, the gate's pause is over
 
 	const window = 3 * time.Second
-	// measure returns the frames per second protected in one window and
-	// per CPU second the box's process got.
-	measure := func() (rate, perCPU float64) {
+	// measure returns, for one window, the frames per second protected
+	// and the share of a CPU the box's process used.
+	measure := func() (rate, cpu float64) {
 		n0, c0, t0 := protected.Load(), cpuTime(daemon.Process.Pid), time.Now()
 		time.Sleep(window)
-		n, cpu, el := float64(protected.Load()-n0), cpuTime(daemon.Process.Pid)-c0, time.Since(t0).Seconds()
-		t.Logf("window: %.0f frames/s, the box used %.0f%% of a CPU", n/el, 100*cpu/el)
-		return n / el, n / max(cpu, 0.01)
+		el := time.Since(t0).Seconds()
+		return float64(protected.Load()-n0) / el, (cpuTime(daemon.Process.Pid) - c0) / el
 	}
-	var idle, attacked, idleCPU, ratios []float64
-	for r := range rounds {
-		rate, perCPU := measure()
-		idle, idleCPU = append(idle, rate), append(idleCPU, perCPU)
+	// round measures an idle window, then a window under attack from
+	// the r-th set of addresses, with the administrator's login in it.
+	type figures struct{ idleRate, idleCPU, rate, cpu float64 }
+	round := func(r int) (f figures) {
+		f.idleRate, f.idleCPU = measure()
 		spec, _ := json.Marshal(attackSpec{Addr: "10.77.0.1:22", Sources: sources[r], Duration: window + time.Second})
 		cmd := gen.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "SECWIRE_PREAUTH_ATTACK="+string(spec))
@@ -282,15 +288,13 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 			time.Sleep(500 * time.Millisecond) // a second into the attack
 			took, lerr = login()
 		}()
-		rate, perCPU = measure()
+		f.rate, f.cpu = measure()
 		<-done
 		cmd.Wait()
 		var rep attackReport
 		json.Unmarshal([]byte(out.String()), &rep)
-		attacked = append(attacked, rate)
-		ratios = append(ratios, perCPU/idleCPU[r])
-		t.Logf("round %d: idle %.0f frames/s (%.0f per CPU second), under attack %.0f frames/s (%.0f per CPU second: %.0f%%); administrator logged in after %s; attackers: %d connections, %d password attempts, %d cut off before or in the handshake",
-			r+1, idle[r], idleCPU[r], rate, perCPU, 100*ratios[r], took.Round(time.Millisecond), rep.Connections, rep.Attempts, rep.Refused)
+		t.Logf("round %d: idle %.0f frames/s, box CPU %.1f%%; under attack %.0f frames/s, box CPU %.1f%%; administrator logged in after %s; attackers: %d connections, %d password attempts, %d cut off before or in the handshake",
+			r+1, f.idleRate, 100*f.idleCPU, f.rate, 100*f.cpu, took.Round(time.Millisecond), rep.Connections, rep.Attempts, rep.Refused)
 		if lerr != nil {
 			var mine []string
 			for _, l := range strings.Split(daemonLog(), "\n") {
@@ -305,12 +309,35 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 		if rep.Attempts == 0 {
 			t.Errorf("round %d: the attackers made no password attempt (%+v)", r+1, rep)
 		}
+		return f
 	}
-	mi, ma, mr := median(idle), median(attacked), median(ratios)
-	t.Logf("medians: idle %.0f frames/s, under attack %.0f frames/s (%.0f%% of idle); per CPU second of the box: %.0f%% of idle",
-		mi, ma, 100*ma/mi, 100*mr)
-	if mi == 0 || mr < 0.8 {
-		t.Errorf("under attack the datapath forwarded %.0f%% of its idle rate per CPU second of the box, want at least 80%%\n%s", 100*mr, daemonLog())
+
+	// Without traffic: what the attack costs the box, in CPU.
+	sending.Store(false)
+	var quiet, busy []float64
+	for r := range rounds / 2 {
+		f := round(r)
+		quiet, busy = append(quiet, f.idleCPU), append(busy, f.cpu)
+	}
+	cost := median(busy) - median(quiet)
+	// With traffic: the rates, raw and per CPU second the box got.
+	sending.Store(true)
+	time.Sleep(time.Second)
+	var idle, attacked, ratios []float64
+	for r := rounds / 2; r < rounds; r++ {
+		f := round(r)
+		idle, attacked = append(idle, f.idleRate), append(attacked, f.rate)
+		ratios = append(ratios, (f.rate/max(f.cpu, 0.001))/(f.idleRate/max(f.idleCPU, 0.001)))
+		if f.rate == 0 {
+			t.Errorf("round %d: the datapath stopped during the attack", r+1)
+		}
+	}
+	mi, ma := median(idle), median(attacked)
+	t.Logf("the attack costs the box %.1f%% of one CPU (median %.1f%% under attack, %.1f%% idle, no traffic)", 100*cost, 100*median(busy), 100*median(quiet))
+	t.Logf("with traffic, medians: idle %.0f frames/s, under attack %.0f frames/s (%.0f%% of idle); per CPU second the box got: %.0f%% of idle",
+		mi, ma, 100*ma/mi, 100*median(ratios))
+	if cost > 0.2 {
+		t.Errorf("the attack takes %.0f%% of one CPU from the box: a datapath worker would keep less than 80%% of its rate\n%s", 100*cost, daemonLog())
 	}
 }
 
