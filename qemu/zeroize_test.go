@@ -109,7 +109,7 @@ func TestZeroizeLeavesNothingOnTheConfigPartition(t *testing.T) {
 	before := configPartition(t, disk)
 	for _, what := range []string{"the SAK in hex", "an audit entry", "a login record", "a sealed value", "PN state", "the SSH host key"} {
 		if !bytes.Contains(before, secrets[what]) {
-			t.Errorf("before zeroize the scan does not find %s (%q): it would prove nothing", what, secrets[what])
+			t.Errorf("before zeroize the scan does not find %s: it would prove nothing", what)
 		}
 	}
 
@@ -133,7 +133,7 @@ func TestZeroizeLeavesNothingOnTheConfigPartition(t *testing.T) {
 	part := configPartition(t, disk)
 	for what, needle := range secrets {
 		if i := bytes.Index(part, needle); i >= 0 {
-			t.Errorf("after zeroize the config partition still holds %s at offset %#x: %q", what, i, part[max(0, i-32):min(len(part), i+48)])
+			t.Errorf("after zeroize the config partition still holds %s at offset %#x", what, i)
 		}
 	}
 }
