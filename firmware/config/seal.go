@@ -191,8 +191,8 @@ func (s *System) Copy() System {
 	return d
 }
 
-// deepCopy copies src into dst (the config model has only structs,
-// pointers, slices and plain values).
+// deepCopy copies src into dst (the config model holds only structs,
+// pointers, slices, maps and plain values).
 func deepCopy(dst, src reflect.Value) {
 	switch src.Kind() {
 	case reflect.Pointer:
@@ -213,7 +213,17 @@ func deepCopy(dst, src reflect.Value) {
 		for i := range src.NumField() {
 			deepCopy(dst.Field(i), src.Field(i))
 		}
-	case reflect.Map, reflect.Interface, reflect.Chan, reflect.Func:
+	case reflect.Map:
+		if src.IsNil() {
+			return
+		}
+		dst.Set(reflect.MakeMapWithSize(src.Type(), src.Len()))
+		for it := src.MapRange(); it.Next(); {
+			v := reflect.New(src.Type().Elem()).Elem()
+			deepCopy(v, it.Value())
+			dst.SetMapIndex(it.Key(), v)
+		}
+	case reflect.Interface, reflect.Chan, reflect.Func:
 		panic("config: deepCopy of " + src.Type().String() + ": the config model holds only plain data")
 	default:
 		dst.Set(src)
