@@ -261,7 +261,7 @@ var marker = []byte("SECWIRES")
 func capture(t *testing.T, ns *netns.NS, ifname, file string) (stop func() [][]byte) {
 	t.Helper()
 	cmd := ns.Command("tshark", "-i", ifname, "-w", file, "-q")
-	var stderr bytes.Buffer
+	var stderr screen // written by exec's copier while this loop reads it
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
