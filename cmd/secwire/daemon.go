@@ -81,8 +81,13 @@ func daemonCmd(ctx context.Context, args []string) error {
 	svcDone := make(chan struct{})
 	go func() { services.Run(svcCtx); close(svcDone) }()
 	defer func() { stopServices(); <-svcDone }()
+	sessions := &access.Sessions{}
 	m, err := commit.Open(ctx, commit.Options{ConfigPath: *file, StateDir: *state, Log: log, Audit: audit,
-		Clock: services.Time.Now, ClockSynced: services.Time.Synced, Check: services.Check, OnChange: services.Apply})
+		Clock: services.Time.Now, ClockSynced: services.Time.Synced, Check: services.Check,
+		OnChange: func(c *config.Config) {
+			sessions.Reconcile(&c.System)
+			services.Apply(c)
+		}})
 	if err != nil {
 		if m != nil {
 			m.Stop()
@@ -104,7 +109,6 @@ func daemonCmd(ctx context.Context, args []string) error {
 		if *hostKey == "" {
 			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 		}
-		sessions := &access.Sessions{}
 		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, NOC: services.Status}
 		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
 		go func() { errc <- srv.Serve(ctx, ln) }()

@@ -5,6 +5,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/logring"
+	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/timesync"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
@@ -60,7 +62,11 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	m, err := commit.Open(ctx, commit.Options{
 		ConfigPath: boot.ConfigFile, StateDir: StateDir, Log: log, Audit: audit,
 		Clock: services.Time.Now, ClockSynced: services.Time.Synced, Check: services.Check,
-		OnChange: func(c *config.Config) { pl.Apply(c); services.Apply(c) },
+		OnChange: func(c *config.Config) {
+			pl.Apply(c)
+			services.Apply(c)             // after the plane: metrics listen on its address
+			sessions.Reconcile(&c.System) // deleted or re-roled users are logged out
+		},
 	})
 	if m == nil {
 		return fmt.Errorf("config store: %w", err)
@@ -96,8 +102,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 		},
 		Reboot: func() error { return reboot(log) },
 		Zeroize: func() error {
-			audit.Record(commit.Who{User: "system"}, "request system zeroize: keys, users and config erased")
-			if err := m.Zeroize(HostKeyFile); err != nil {
+			if err := Zeroize(m, audit, boot.ConfigMount, HostKeyFile); err != nil {
 				log.Error("zeroize", "err", err)
 			}
 			return reboot(log)
@@ -110,6 +115,15 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	go func() { services.Run(ctx); close(svcDone) }()
 	c := &console.Console{Env: env, Limiter: limiter, Sessions: sessions, MgmtPort: mgmtPort}
 	return c.Run(ctx, con)
+}
+
+// Zeroize erases the config partition mounted at dir: the config and
+// its rollback copies, the device key, the PN state, the audit log and
+// the extra files (the SSH host key), each overwritten before it is
+// deleted; then it fills the partition's free space with zeros, so no
+// earlier version of any of them survives in freed blocks.
+func Zeroize(m *commit.Manager, a *audit.Log, dir string, extra ...string) error {
+	return errors.Join(m.Zeroize(extra...), a.Erase(), store.ScrubFree(dir))
 }
 
 // rawConsole puts a terminal console into raw mode, so the line editor
