@@ -768,3 +768,36 @@ func TestNOCBadInput(t *testing.T) {
 		t.Fatal("the link stopped carrying traffic")
 	}
 }
+
+// NTS: chrony serves NTS (RFC 8915) with a certificate made here. A asks
+// it with NTS, checked against the CA on its config partition, and
+// synchronises; a server name the certificate does not carry is refused
+// with the reason.
+func TestNOCTimeNTS(t *testing.T) {
+	needTools(t, "ip", "chronyd", "faketime")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	n := newNOC(t, tp)
+	testCA(t, tp.dir, "10.77.0.2")
+	conf := filepath.Join(tp.dir, "chrony.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("local stratum 2\nallow all\nport 123\ncmdport 0\npidfile %[1]s/chrony.pid\n"+
+		"ntsservercert %[1]s/server.pem\nntsserverkey %[1]s/server.key\nntsdumpdir %[1]s\n", tp.dir)), 0o644)
+	const ahead = 10 * time.Minute
+	n.server(t, "faketime", "-f", fmt.Sprintf("+%d", int(ahead.Seconds())), "chronyd", "-x", "-d", "-u", "root", "-f", conf)
+	chain := []config.CAKEntry{cak("nts", 16, "4e")}
+	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
+		s.NTP = &config.NTP{Server: []config.NTPServer{
+			{Address: "10.77.0.2", NTS: true, CAFile: "ca.pem"},
+			{Address: "10.77.0.3", NTS: true, CAFile: "ca.pem"},
+		}}
+	}))
+	waitFor(t, "A synchronised with NTS", 30*time.Second, func() (bool, string) {
+		out := tp.secwireShow("a", "system", "time")
+		return strings.Contains(out, "Synchronised: yes, source 10.77.0.2 (NTS), stratum 2") &&
+			strings.Contains(out, "certificate is valid for 10.77.0.2, not 10.77.0.3"), out + "\n" + n.out("faketime") + tp.log("a")
+	})
+	st := tp.nocStatus("a")
+	if d := st.Time.Now.Sub(time.Now().Add(ahead)); d < -2*time.Second || d > 2*time.Second {
+		t.Errorf("A's clock is %s off the NTS server's", d)
+	}
+	t.Logf("show system time:\n%s", tp.secwireShow("a", "system", "time"))
+}

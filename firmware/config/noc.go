@@ -19,6 +19,15 @@ type NTP struct {
 // resolver).
 type NTPServer struct {
 	Address string `json:"address"`
+	// NTS requires Network Time Security (RFC 8915): the server's answers
+	// are authenticated, and a server without NTS is not used.
+	NTS bool `json:"nts,omitempty"`
+	// CAFile is the CA certificate (PEM) that signed the NTS server's
+	// certificate, on the config partition; "" uses the system's CAs.
+	CAFile string `json:"ca_file,omitempty"`
+	// ServerName is the name in the NTS server's certificate, default its
+	// address.
+	ServerName string `json:"server_name,omitempty"`
 }
 
 // Syslog sends the system log to collectors.
@@ -120,6 +129,9 @@ func checkNOC(s *System, add func(string, string, ...any)) {
 				add(p, "%s is listed twice", a)
 			}
 			seen[a.String()] = true
+			if !srv.NTS && (srv.CAFile != "" || srv.ServerName != "") {
+				add(fmt.Sprintf("system.ntp.server[%d].nts", i), "ca_file and server_name are for NTS servers: set nts")
+			}
 		}
 		if len(n.Server) > 8 {
 			add("system.ntp.server", "%d servers: at most 8", len(n.Server))

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ type Sample struct {
 	Stratum int
 	// Distance is the root distance: how far the server may be from UTC.
 	Distance time.Duration
+	NTS      bool // the answer was authenticated with NTS
 }
 
 // Thresholds of the clock discipline.
@@ -65,8 +67,11 @@ type Options struct {
 	// OnStep is told of every step larger than AuditThreshold (the audit
 	// log).
 	OnStep func(by time.Duration, from, to time.Time)
-	// Query asks a server; nil uses NTP (UDP port 123).
-	Query func(ctx context.Context, server string, now func() time.Time) (Sample, error)
+	// Query asks a server; nil uses NTP (UDP port 123), with NTS for
+	// servers that have it set.
+	Query func(ctx context.Context, server config.NTPServer, now func() time.Time) (Sample, error)
+	// ConfigDir is where relative NTS CA file names are found.
+	ConfigDir string
 	// Poll is the interval once synchronised (default 64 s); before the
 	// first synchronisation the servers are asked every Retry (2 s).
 	Poll, Retry time.Duration
@@ -81,17 +86,19 @@ type Service struct {
 	o    Options
 	kick chan struct{}
 
-	mu       sync.Mutex
-	servers  []string
-	offset   time.Duration // the process's view: Now is time.Now plus offset (no Setter)
-	synced   bool
-	last     time.Time // last synchronisation, on our clock
-	source   string
-	stratum  int
-	measured time.Duration // offset measured at the last synchronisation
-	rtcSet   time.Time
-	rtcErr   string
-	per      map[string]*ServerStatus
+	mu        sync.Mutex
+	servers   []config.NTPServer
+	nts       map[string]**ntsSession // NTS sessions by server address
+	offset    time.Duration           // the process's view: Now is time.Now plus offset (no Setter)
+	synced    bool
+	last      time.Time // last synchronisation, on our clock
+	source    string
+	sourceNTS bool
+	stratum   int
+	measured  time.Duration // offset measured at the last synchronisation
+	rtcSet    time.Time
+	rtcErr    string
+	per       map[string]*ServerStatus
 }
 
 // New makes the service; Apply gives it servers and Run runs it.
@@ -99,16 +106,17 @@ func New(o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Query == nil {
-		o.Query = queryNTP
+	s := &Service{o: o, kick: make(chan struct{}, 1), per: map[string]*ServerStatus{}, nts: map[string]**ntsSession{}}
+	if s.o.Query == nil {
+		s.o.Query = s.query
 	}
-	if o.Poll == 0 {
-		o.Poll = 64 * time.Second
+	if s.o.Poll == 0 {
+		s.o.Poll = 64 * time.Second
 	}
-	if o.Retry == 0 {
-		o.Retry = 2 * time.Second
+	if s.o.Retry == 0 {
+		s.o.Retry = 2 * time.Second
 	}
-	return &Service{o: o, kick: make(chan struct{}, 1), per: map[string]*ServerStatus{}}
+	return s
 }
 
 // Now is the synchronised clock. It carries Go's monotonic reading, so
@@ -132,18 +140,17 @@ func (s *Service) Synced() bool {
 
 // Apply takes the NTP servers of c.
 func (s *Service) Apply(c *config.Config) {
-	var servers []string
+	var servers []config.NTPServer
 	if n := c.System.NTP; n != nil {
-		for _, srv := range n.Server {
-			servers = append(servers, srv.Address)
-		}
+		servers = n.Server
 	}
 	s.mu.Lock()
 	changed := !slices.Equal(servers, s.servers)
-	s.servers = servers
-	for a := range s.per {
-		if !slices.Contains(servers, a) {
-			delete(s.per, a)
+	s.servers = slices.Clone(servers)
+	if changed {
+		s.per, s.nts = map[string]*ServerStatus{}, map[string]**ntsSession{}
+		for _, srv := range servers {
+			s.nts[srv.Address] = new(*ntsSession)
 		}
 	}
 	s.mu.Unlock()
@@ -195,7 +202,7 @@ func (s *Service) Sync(ctx context.Context) bool {
 		go func() {
 			defer wg.Done()
 			sm, err := s.o.Query(ctx, srv, s.Now)
-			answers[i] = answer{srv, sm, err}
+			answers[i] = answer{srv.Address, sm, err}
 		}()
 	}
 	wg.Wait()
@@ -211,13 +218,13 @@ func (s *Service) Sync(ctx context.Context) bool {
 		if a.err != nil {
 			st.Error = a.err.Error()
 		} else {
-			st.Reachable, st.Stratum, st.Offset, st.RTT, st.LastAnswer = true, a.sample.Stratum, a.sample.Offset, a.sample.RTT, now
+			st.Reachable, st.Stratum, st.Offset, st.RTT, st.LastAnswer, st.NTS = true, a.sample.Stratum, a.sample.Offset, a.sample.RTT, now, a.sample.NTS
 			if best == nil || a.sample.Stratum < best.sample.Stratum ||
 				a.sample.Stratum == best.sample.Stratum && a.sample.Distance < best.sample.Distance {
 				best = a
 			}
 		}
-		if slices.Contains(s.servers, a.server) {
+		if slices.ContainsFunc(s.servers, func(c config.NTPServer) bool { return c.Address == a.server }) {
 			s.per[a.server] = st
 		}
 	}
@@ -233,6 +240,28 @@ func (s *Service) Sync(ctx context.Context) bool {
 	}
 	s.correct(best.server, best.sample)
 	return true
+}
+
+// query asks one server: NTS when configured (never falling back to
+// plain NTP, which would defeat it), else NTP.
+func (s *Service) query(ctx context.Context, srv config.NTPServer, now func() time.Time) (Sample, error) {
+	if !srv.NTS {
+		return queryNTP(ctx, srv.Address, now)
+	}
+	s.mu.Lock()
+	slot := s.nts[srv.Address]
+	s.mu.Unlock()
+	if slot == nil {
+		slot = new(*ntsSession)
+	}
+	n := NTSServer{Address: srv.Address, ServerName: srv.ServerName}
+	if srv.CAFile != "" {
+		n.CAFile = srv.CAFile
+		if !filepath.IsAbs(n.CAFile) {
+			n.CAFile = filepath.Join(s.o.ConfigDir, n.CAFile)
+		}
+	}
+	return queryNTS(ctx, n, slot, now)
 }
 
 // correct applies a measured offset: a step above StepThreshold (logged,
@@ -261,7 +290,7 @@ func (s *Service) correct(server string, sm Sample) {
 	}
 	s.mu.Lock()
 	first := !s.synced
-	s.synced, s.last, s.source, s.stratum, s.measured = true, s.nowLocked(), server, sm.Stratum, d
+	s.synced, s.last, s.source, s.stratum, s.measured, s.sourceNTS = true, s.nowLocked(), server, sm.Stratum, d, sm.NTS
 	s.mu.Unlock()
 	after := before.Add(d)
 	switch {
@@ -336,6 +365,7 @@ type ServerStatus struct {
 	LastTry    time.Time     `json:"last_try"`
 	LastAnswer time.Time     `json:"last_answer"`
 	Error      string        `json:"error,omitempty"`
+	NTS        bool          `json:"nts,omitempty"` // the last answer was NTS-authenticated
 }
 
 // Status is the clock for `show system time` and the metrics.
@@ -344,6 +374,7 @@ type Status struct {
 	Synchronized bool           `json:"synchronized"`
 	SystemClock  bool           `json:"system_clock"` // sets the system clock (the appliance)
 	Source       string         `json:"source,omitempty"`
+	SourceNTS    bool           `json:"source_nts,omitempty"` // the source is authenticated with NTS
 	Stratum      int            `json:"stratum,omitempty"`
 	Offset       time.Duration  `json:"offset_ns"` // measured at the last synchronisation
 	LastSync     time.Time      `json:"last_sync"`
@@ -357,13 +388,13 @@ func (s *Service) Status() Status {
 	synced := s.Synced()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Now: s.nowLocked(), Synchronized: synced, SystemClock: s.o.Setter != nil, Source: s.source, Stratum: s.stratum,
+	st := Status{Now: s.nowLocked(), Synchronized: synced, SystemClock: s.o.Setter != nil, Source: s.source, SourceNTS: s.sourceNTS, Stratum: s.stratum,
 		Offset: s.measured, LastSync: s.last, RTCWritten: s.rtcSet, RTCError: s.rtcErr, Servers: []ServerStatus{}}
 	for _, a := range s.servers {
-		if p := s.per[a]; p != nil {
+		if p := s.per[a.Address]; p != nil {
 			st.Servers = append(st.Servers, *p)
 		} else {
-			st.Servers = append(st.Servers, ServerStatus{Address: a, Error: "not asked yet"})
+			st.Servers = append(st.Servers, ServerStatus{Address: a.Address, Error: "not asked yet"})
 		}
 	}
 	return st

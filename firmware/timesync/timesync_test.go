@@ -75,11 +75,11 @@ func TestStepSlewAndAudit(t *testing.T) {
 	var audited []time.Duration
 	s := New(Options{Setter: set, RTC: rtc, Log: slog.New(slog.NewTextHandler(lb, nil)),
 		OnStep: func(by time.Duration, _, _ time.Time) { audited = append(audited, by) },
-		Query: func(_ context.Context, srv string, _ func() time.Time) (Sample, error) {
-			if sm, ok := offsets[srv]; ok {
+		Query: func(_ context.Context, srv config.NTPServer, _ func() time.Time) (Sample, error) {
+			if sm, ok := offsets[srv.Address]; ok {
 				return sm, nil
 			}
-			return Sample{}, errors.New("no answer from " + srv)
+			return Sample{}, errors.New("no answer from " + srv.Address)
 		}})
 	s.Apply(servers("192.0.2.1", "192.0.2.2", "192.0.2.9"))
 	if s.Synced() {
@@ -112,7 +112,7 @@ func TestStepSlewAndAudit(t *testing.T) {
 // The host daemon keeps its own view of the clock: Now moves, the host's
 // clock and RTC are never touched.
 func TestHostDaemonKeepsItsOwnClock(t *testing.T) {
-	s := New(Options{Query: func(_ context.Context, _ string, now func() time.Time) (Sample, error) {
+	s := New(Options{Query: func(_ context.Context, _ config.NTPServer, now func() time.Time) (Sample, error) {
 		// A server an hour ahead of the host's clock.
 		return Sample{Offset: time.Now().Add(time.Hour).Sub(now()), Stratum: 1}, nil
 	}})
@@ -131,7 +131,7 @@ func TestHostDaemonKeepsItsOwnClock(t *testing.T) {
 }
 
 func TestNeverSynchronised(t *testing.T) {
-	s := New(Options{Query: func(context.Context, string, func() time.Time) (Sample, error) {
+	s := New(Options{Query: func(context.Context, config.NTPServer, func() time.Time) (Sample, error) {
 		return Sample{}, errors.New("no answer")
 	}, HostSynced: func() bool { return true }})
 	if !s.Synced() {

@@ -47,7 +47,7 @@ type Services struct {
 func New(o Options) *Services {
 	s := &Services{log: slog.New(slog.DiscardHandler)}
 	s.Syslog = syslog.New(syslog.Options{ConfigDir: o.ConfigDir})
-	s.Time = timesync.New(timesync.Options{Setter: o.Setter, RTC: o.RTC, HostSynced: o.HostSynced,
+	s.Time = timesync.New(timesync.Options{Setter: o.Setter, RTC: o.RTC, HostSynced: o.HostSynced, ConfigDir: o.ConfigDir,
 		Log: slog.New(s.Syslog.Handler(slog.DiscardHandler)), // replaced in SetLog
 		OnStep: func(by time.Duration, from, to time.Time) {
 			if o.Audit != nil {

@@ -18,8 +18,12 @@ func ShowTime(w io.Writer, st Status) {
 	}
 	switch {
 	case t.Synchronized && !t.LastSync.IsZero():
-		fmt.Fprintf(w, "Synchronised: yes, source %s, stratum %d, offset %s, last sync %s ago\n",
-			t.Source, t.Stratum, t.Offset.Round(time.Microsecond), now.Sub(t.LastSync).Round(time.Second))
+		auth := ""
+		if t.SourceNTS {
+			auth = " (NTS)"
+		}
+		fmt.Fprintf(w, "Synchronised: yes, source %s%s, stratum %d, offset %s, last sync %s ago\n",
+			t.Source, auth, t.Stratum, t.Offset.Round(time.Microsecond), now.Sub(t.LastSync).Round(time.Second))
 	case t.Synchronized:
 		fmt.Fprintln(w, "Synchronised: yes, by the host (no system ntp server configured)")
 	default:
@@ -41,6 +45,9 @@ func ShowTime(w io.Writer, st Status) {
 		reach, last := "no", "never"
 		if s.Reachable {
 			reach = "yes"
+			if s.NTS {
+				reach = "yes, NTS"
+			}
 		}
 		if !s.LastAnswer.IsZero() {
 			last = now.Sub(s.LastAnswer).Round(time.Second).String() + " ago"
