@@ -50,7 +50,11 @@ type Stats struct {
 	Dropped           atomic.Uint64 // codec drops (its counters say why)
 	BadVLANInClear    atomic.Uint64 // line frames without the configured tags
 	RingTruncated     atomic.Uint64 // frames larger than a ring block
-	TxErrors          atomic.Uint64
+	// Frames a port could not send: down, no carrier, or a driver that
+	// does not free its transmit ring.
+	LineTxDropped  atomic.Uint64
+	PlainTxDropped atomic.Uint64
+	TxErrors       atomic.Uint64
 }
 
 // Engine is a running datapath for one link.
@@ -109,19 +113,19 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 				return err
 			}
 			e.rxLine = append(e.rxLine, rl)
-			tl, err := afpacket.OpenTx(o.Line, afpacket.TxOptions{})
+			tl, err := afpacket.OpenTx(o.Line, afpacket.TxOptions{Dropped: &e.Stats.LineTxDropped})
 			if err != nil {
 				return err
 			}
 			e.txLine = append(e.txLine, tl)
-			tp, err := afpacket.OpenTx(o.Plain, afpacket.TxOptions{})
+			tp, err := afpacket.OpenTx(o.Plain, afpacket.TxOptions{Dropped: &e.Stats.PlainTxDropped})
 			if err != nil {
 				return err
 			}
 			e.txPlain = append(e.txPlain, tp)
 		}
 		var err error
-		e.eapolTx, err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Frames: 16})
+		e.eapolTx, err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Frames: 16, Dropped: &e.Stats.LineTxDropped})
 		return err
 	})
 	if err != nil {
@@ -175,14 +179,20 @@ func (e *Engine) close() {
 }
 
 // SendEAPOL transmits a key agreement frame on the line port, unprotected
-// (802.1X frames are never MACsec-protected).
+// (802.1X frames are never MACsec-protected). It never blocks for long:
+// while the line cannot send, the frame is dropped, counted
+// (LineTxDropped) and an error says so.
 func (e *Engine) SendEAPOL(frame []byte) error {
 	e.eapolMu.Lock()
 	defer e.eapolMu.Unlock()
-	if err := e.eapolTx.Send(frame); err != nil {
-		return err
+	err := e.eapolTx.Send(frame)
+	if err == nil {
+		err = e.eapolTx.Flush()
 	}
-	return e.eapolTx.Flush()
+	if errors.Is(err, afpacket.ErrDropped) {
+		return fmt.Errorf("line port %s cannot send (down or no carrier): key agreement frame dropped", e.opts.Line)
+	}
+	return err
 }
 
 // worker state: its own output buffer, reused for every frame.
@@ -196,7 +206,7 @@ func (e *Engine) run(ctx context.Context, in *afpacket.Rx, out *afpacket.Tx, h h
 		if trunc > 0 {
 			e.Stats.RingTruncated.Add(uint64(trunc))
 		}
-		if ferr := out.Flush(); ferr != nil {
+		if ferr := out.Flush(); ferr != nil && !errors.Is(ferr, afpacket.ErrDropped) {
 			e.Stats.TxErrors.Add(1)
 		}
 		if err != nil {
@@ -211,7 +221,9 @@ func (e *Engine) run(ctx context.Context, in *afpacket.Rx, out *afpacket.Tx, h h
 
 func (e *Engine) send(out *afpacket.Tx, frame []byte, ctr *atomic.Uint64) {
 	if err := out.Send(frame); err != nil {
-		e.Stats.TxErrors.Add(1)
+		if !errors.Is(err, afpacket.ErrDropped) { // the ring counted those
+			e.Stats.TxErrors.Add(1)
+		}
 		return
 	}
 	ctr.Add(1)

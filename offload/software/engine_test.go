@@ -75,7 +75,12 @@ func newWire(t *testing.T, suite macsec.CipherSuite, tags int, shouldSecure, key
 	start := func(plain, line string, s *macsec.SecY) *Engine {
 		e, err := Start(context.Background(), Options{
 			Plain: plain, Line: line, SecY: s, VLANsInClear: tags, ShouldSecure: shouldSecure,
-			EAPOLTypes: []uint16{0x888e}, OnEAPOL: func(f []byte) { w.eapol <- f }, Workers: 2,
+			EAPOLTypes: []uint16{0x888e}, OnEAPOL: func(f []byte) {
+				select { // OnEAPOL must not block the datapath
+				case w.eapol <- f:
+				default:
+				}
+			}, Workers: 2,
 			Open: ns.Do,
 		})
 		if err != nil {
