@@ -48,6 +48,7 @@ type Rx struct {
 	// unmapped under a reader.
 	mu      sync.Mutex
 	closing atomic.Bool
+	wake    int // eventfd: Close wakes a Receive waiting for frames
 }
 
 // OpenRx opens a receive ring on ifname.
@@ -65,14 +66,21 @@ func OpenRx(ifname string, o RxOptions) (*Rx, error) {
 	if o.RetireMillis == 0 {
 		o.RetireMillis = 1
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	// Protocol 0: the socket receives nothing until bind below names the
+	// port. Created with ETH_P_ALL it would take in frames from every
+	// interface of the namespace while the ring is set up, and hand
+	// them on as if they came from this port.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: AF_PACKET socket (needs CAP_NET_RAW): %w", ifname, err)
 	}
-	r := &Rx{fd: fd, blockSize: o.BlockSize, blocks: o.Blocks, Ifname: ifname, scratch: make([]byte, o.BlockSize)}
+	r := &Rx{fd: fd, wake: -1, blockSize: o.BlockSize, blocks: o.Blocks, Ifname: ifname, scratch: make([]byte, o.BlockSize)}
 	fail := func(what string, err error) (*Rx, error) {
 		r.Close()
 		return nil, fmt.Errorf("%s: %s: %w", ifname, what, err)
+	}
+	if r.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fail("eventfd", err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fail("TPACKET_V3", err)
@@ -96,6 +104,7 @@ func OpenRx(ifname string, o RxOptions) (*Rx, error) {
 	if err != nil {
 		return fail("mmap", err)
 	}
+	// Only now the socket starts receiving, from this port only.
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 		return fail("bind", err)
 	}
@@ -159,7 +168,7 @@ func (r *Rx) Receive(ctx context.Context, fn func(frame []byte)) (n, truncated i
 		if r.closing.Load() {
 			return 0, 0, ErrClosed
 		}
-		pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLERR}}
+		pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLERR}, {Fd: int32(r.wake), Events: unix.POLLIN}}
 		if _, err := unix.Poll(pfd, 100); err != nil && err != unix.EINTR {
 			return 0, 0, err
 		}
@@ -211,15 +220,23 @@ func (r *Rx) Drops() uint64 {
 	return uint64(st.Drops)
 }
 
-// Close releases the ring and the socket. It waits for a Receive in
-// progress (at most one poll interval) to return.
+// Close releases the ring and the socket. It wakes a Receive waiting for
+// frames and waits for one handing frames out to return. It may be called
+// more than once.
 func (r *Rx) Close() error {
 	r.closing.Store(true)
+	if r.wake >= 0 {
+		unix.Write(r.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ring != nil {
 		unix.Munmap(r.ring)
 		r.ring = nil
+	}
+	if r.wake >= 0 {
+		unix.Close(r.wake)
+		r.wake = -1
 	}
 	if r.fd < 0 {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -101,36 +102,42 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 		// link-fault pass-through).
 		base = 0
 	}
-	err := o.Open(func() error {
-		for range o.Workers {
-			rp, err := afpacket.OpenRx(o.Plain, afpacket.RxOptions{FanoutGroup: base, Promiscuous: true})
-			if err != nil {
-				return err
-			}
-			e.rxPlain = append(e.rxPlain, rp)
-			rl, err := afpacket.OpenRx(o.Line, afpacket.RxOptions{FanoutGroup: lineGroup(base), Promiscuous: true})
-			if err != nil {
-				return err
-			}
-			e.rxLine = append(e.rxLine, rl)
-			tl, err := afpacket.OpenTx(o.Line, afpacket.TxOptions{Dropped: &e.Stats.LineTxDropped})
-			if err != nil {
-				return err
-			}
-			e.txLine = append(e.txLine, tl)
-			tp, err := afpacket.OpenTx(o.Plain, afpacket.TxOptions{Dropped: &e.Stats.PlainTxDropped})
-			if err != nil {
-				return err
-			}
-			e.txPlain = append(e.txPlain, tp)
-		}
-		var err error
+	// The rings open in parallel: each costs the kernel an RCU grace
+	// period, which would otherwise add up on every link start.
+	n := o.Workers
+	e.rxPlain, e.rxLine = make([]*afpacket.Rx, n), make([]*afpacket.Rx, n)
+	e.txPlain, e.txLine = make([]*afpacket.Tx, n), make([]*afpacket.Tx, n)
+	errs := make([]error, 4*n+1)
+	var opening sync.WaitGroup
+	open := func(i int, fn func() error) { opening.Go(func() { errs[i] = o.Open(fn) }) }
+	for w := range n {
+		open(4*w, func() (err error) {
+			e.rxPlain[w], err = afpacket.OpenRx(o.Plain, afpacket.RxOptions{FanoutGroup: base, Promiscuous: true})
+			return err
+		})
+		open(4*w+1, func() (err error) {
+			e.rxLine[w], err = afpacket.OpenRx(o.Line, afpacket.RxOptions{FanoutGroup: lineGroup(base), Promiscuous: true})
+			return err
+		})
+		open(4*w+2, func() (err error) {
+			e.txLine[w], err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Dropped: &e.Stats.LineTxDropped})
+			return err
+		})
+		open(4*w+3, func() (err error) {
+			e.txPlain[w], err = afpacket.OpenTx(o.Plain, afpacket.TxOptions{Dropped: &e.Stats.PlainTxDropped})
+			return err
+		})
+	}
+	open(4*n, func() (err error) {
 		e.eapolTx, err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Frames: 16, Dropped: &e.Stats.LineTxDropped})
 		return err
 	})
-	if err != nil {
-		e.close()
-		return nil, fmt.Errorf("software datapath %s<->%s: %w", o.Plain, o.Line, err)
+	opening.Wait()
+	for _, err := range errs {
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("software datapath %s<->%s: %w", o.Plain, o.Line, err)
+		}
 	}
 	ctx, e.cancel = context.WithCancel(ctx)
 	for i := range o.Workers {
@@ -151,9 +158,12 @@ func lineGroup(base uint16) uint16 {
 }
 
 // Stop stops the workers and closes the rings. After Stop nothing more
-// crosses: the datapath is the only path between the ports.
+// crosses: the datapath is the only path between the ports. It returns
+// promptly whatever the ports' state.
 func (e *Engine) Stop() {
 	e.cancel()
+	// Closing the receive rings wakes workers waiting for frames.
+	closeAll(e.rings(true, false))
 	e.wg.Wait()
 	e.close()
 }
@@ -166,16 +176,32 @@ func (e *Engine) Err() error {
 	return nil
 }
 
-func (e *Engine) close() {
+func (e *Engine) close() { closeAll(e.rings(true, true)) }
+
+// rings lists the receive and/or transmit rings that opened.
+func (e *Engine) rings(rx, tx bool) []io.Closer {
+	var out []io.Closer
 	for _, r := range append(e.rxPlain, e.rxLine...) {
-		r.Close()
+		if rx && r != nil {
+			out = append(out, r)
+		}
 	}
-	for _, t := range append(e.txPlain, e.txLine...) {
-		t.Close()
+	for _, t := range append(e.txPlain, append(e.txLine, e.eapolTx)...) {
+		if tx && t != nil {
+			out = append(out, t)
+		}
 	}
-	if e.eapolTx != nil {
-		e.eapolTx.Close()
+	return out
+}
+
+// closeAll closes rings in parallel: each close waits for an RCU grace
+// period in the kernel.
+func closeAll(rings []io.Closer) {
+	var wg sync.WaitGroup
+	for _, r := range rings {
+		wg.Go(func() { r.Close() })
 	}
+	wg.Wait()
 }
 
 // SendEAPOL transmits a key agreement frame on the line port, unprotected

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ type wire struct {
 	eapol  chan []byte
 }
 
+var wireSeq atomic.Int32 // tests running in parallel get their own namespace
+
 var macA = net.HardwareAddr{2, 0, 0, 0, 0xa, 1}
 var macB = net.HardwareAddr{2, 0, 0, 0, 0xb, 1}
 
@@ -33,7 +36,7 @@ func newWire(t *testing.T, suite macsec.CipherSuite, tags int, shouldSecure, key
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces (make test runs as root in CI)")
 	}
-	ns, err := netns.Add(fmt.Sprintf("swsw%d", os.Getpid()))
+	ns, err := netns.Add(fmt.Sprintf("swsw%d-%d", os.Getpid(), wireSeq.Add(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
