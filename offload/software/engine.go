@@ -34,7 +34,14 @@ type Options struct {
 	// forwarded. OnEAPOL gets a copy it may keep; it must not block long.
 	EAPOLTypes []uint16
 	OnEAPOL    func(frame []byte)
-	Workers    int // per direction; 0 means one per CPU
+	// InClear are the protocol exceptions: frames they match cross in
+	// clear both ways, whatever the policy and SA state.
+	InClear []Exception
+	// ManagementVLAN, when not 0, is the in-band management VLAN of the
+	// plaintext port (802.1Q): its frames stay on the plaintext port's
+	// wire and never cross, either way.
+	ManagementVLAN uint16
+	Workers        int // per direction; 0 means one per CPU
 	Log        *slog.Logger
 	// Open opens the rings (tests may join a namespace first); nil opens
 	// them in the current network namespace.
@@ -51,6 +58,9 @@ type Stats struct {
 	Dropped           atomic.Uint64 // codec drops (its counters say why)
 	BadVLANInClear    atomic.Uint64 // line frames without the configured tags
 	RingTruncated     atomic.Uint64 // frames larger than a ring block
+	// Protocol exceptions that crossed in clear, to and from the line.
+	InClearToLine, InClearFromLine atomic.Uint64
+	ManagementVLANDropped          atomic.Uint64 // management VLAN frames kept off the link
 	// Frames a port could not send: down, no carrier, or a driver that
 	// does not free its transmit ring.
 	LineTxDropped  atomic.Uint64
@@ -82,6 +92,14 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	}
 	if o.VLANsInClear < 0 || o.VLANsInClear > 2 {
 		return nil, fmt.Errorf("software datapath: %d VLAN tags in clear: want 0..2", o.VLANsInClear)
+	}
+	for _, x := range o.InClear {
+		if err := x.check(o.EAPOLTypes); err != nil {
+			return nil, fmt.Errorf("software datapath: %w", err)
+		}
+	}
+	if o.ManagementVLAN > 4094 {
+		return nil, fmt.Errorf("software datapath: management VLAN %d: want 1..4094", o.ManagementVLAN)
 	}
 	if o.Workers <= 0 {
 		o.Workers = 1
@@ -258,6 +276,15 @@ func (e *Engine) send(out *afpacket.Tx, frame []byte, ctr *atomic.Uint64) {
 // protect handles a frame from the plaintext port.
 func (e *Engine) protect(out *afpacket.Tx, buf, frame []byte) []byte {
 	e.Stats.PlainIn.Add(1)
+	if e.managementVLAN(frame) {
+		e.Stats.ManagementVLANDropped.Add(1)
+		return buf
+	}
+	if len(e.opts.InClear) > 0 && e.inClear(frame) {
+		e.Stats.InClearToLine.Add(1)
+		e.send(out, frame, &e.Stats.LineOut)
+		return buf
+	}
 	s := e.opts.SecY
 	tags := e.opts.VLANsInClear
 	if tags == 0 {
@@ -327,6 +354,11 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 			}
 		}
 	}
+	if len(e.opts.InClear) > 0 && e.inClear(frame) {
+		e.Stats.InClearFromLine.Add(1)
+		e.send(out, frame, &e.Stats.PlainOut)
+		return buf
+	}
 	s := e.opts.SecY
 	if tags > 0 && n < tags {
 		e.Stats.BadVLANInClear.Add(1)
@@ -342,8 +374,7 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 	pt, err := s.Validate(dst, in)
 	if err != nil {
 		if errors.Is(err, macsec.ErrNoTag) && e.opts.ShouldSecure && !e.rxUp() {
-			e.Stats.ClearForwarded.Add(1)
-			e.send(out, frame, &e.Stats.PlainOut)
+			e.toPlain(out, frame, &e.Stats.ClearForwarded)
 			return buf
 		}
 		e.Stats.Dropped.Add(1)
@@ -358,8 +389,22 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 		w = append(w, pt[12:]...)
 		pt = w
 	}
-	e.send(out, pt, &e.Stats.PlainOut)
+	e.toPlain(out, pt, nil)
 	return buf
+}
+
+// toPlain sends a frame from the line to the plaintext port, counting it
+// in ctr too when given, unless it is on the management VLAN: frames of
+// that VLAN from the far end would reach the management network.
+func (e *Engine) toPlain(out *afpacket.Tx, frame []byte, ctr *atomic.Uint64) {
+	if e.managementVLAN(frame) {
+		e.Stats.ManagementVLANDropped.Add(1)
+		return
+	}
+	if ctr != nil {
+		ctr.Add(1)
+	}
+	e.send(out, frame, &e.Stats.PlainOut)
 }
 
 // rxUp reports whether any receive SA is installed.
