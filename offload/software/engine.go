@@ -42,7 +42,7 @@ type Options struct {
 	// wire and never cross, either way.
 	ManagementVLAN uint16
 	Workers        int // per direction; 0 means one per CPU
-	Log        *slog.Logger
+	Log            *slog.Logger
 	// Open opens the rings (tests may join a namespace first); nil opens
 	// them in the current network namespace.
 	Open func(fn func() error) error
