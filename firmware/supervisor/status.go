@@ -40,6 +40,7 @@ type LinkStatus struct {
 	Offset           int         `json:"confidentiality_offset"`
 	IntegrityOnly    bool        `json:"integrity_only"`
 	VLANsInClear     int         `json:"vlans_in_clear"`
+	ProtocolsInClear []string    `json:"protocols_in_clear,omitempty"` // exceptions in force, with what they match
 	EncodingSA       int         `json:"encoding_sa"`
 	TxSAs            []SAState   `json:"tx_sas"`
 	RxSCs            []SCState   `json:"rx_scs"`
@@ -126,6 +127,9 @@ func (l *link) status() LinkStatus {
 		l.kernelStatus(&ls)
 	} else {
 		l.softwareStatus(&ls)
+		for _, x := range inClear(l.cfg) {
+			ls.ProtocolsInClear = append(ls.ProtocolsInClear, x.String())
+		}
 	}
 	if l.kay != nil {
 		m := l.kay.Status()

@@ -92,7 +92,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	s := &Supervisor{opts: o, log: o.Log, start: o.Now()}
 	ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
-		l, err := s.startLink(ctx, cfg.Links[i])
+		l, err := s.startLink(ctx, cfg.Links[i], managementVLAN(cfg, cfg.Links[i]))
 		if err != nil {
 			s.Stop()
 			return nil, fmt.Errorf("link %s: %w", cfg.Links[i].Name, err)
@@ -136,7 +136,25 @@ func (l *link) stop() {
 	}
 }
 
-func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, error) {
+// managementVLAN is the in-band management VLAN on the link's plaintext
+// port, 0 when there is none.
+func managementVLAN(cfg *config.Config, lc config.Link) uint16 {
+	if m := cfg.System.Management; m != nil && m.Interface == lc.Plain {
+		return uint16(m.VLAN)
+	}
+	return 0
+}
+
+// inClear turns the link's protocol exceptions into the datapath's rules.
+func inClear(lc config.Link) []software.Exception {
+	var out []software.Exception
+	for _, r := range lc.InClearRules() {
+		out = append(out, software.Exception{Name: r.Name, EtherType: r.EtherType, DAs: r.DAs, Prefixes: r.Prefixes})
+	}
+	return out
+}
+
+func (s *Supervisor) startLink(ctx context.Context, lc config.Link, mgmtVLAN uint16) (*link, error) {
 	plain, err := net.InterfaceByName(lc.Plain)
 	if err != nil {
 		return nil, fmt.Errorf("plaintext port %s: %w", lc.Plain, err)
@@ -230,6 +248,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 			Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
 			VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
 			EAPOLTypes: lc.EAPOLTypes(), OnEAPOL: onEAPOL, Workers: lc.Workers, Log: log,
+			InClear: inClear(lc), ManagementVLAN: mgmtVLAN,
 		})
 		if err != nil {
 			return nil, err

@@ -78,6 +78,10 @@ var help = map[string]string{
 	"links.mka.eapol_destination":  "MKPDU destination MAC (default 01:80:c2:00:00:03)",
 	"links.mka.rekey_interval":     "Periodic rekey interval, such as 24h (0: none)",
 	"links.mka.icv_indicator":      "Send the ICV Indicator parameter set (some Cisco platforms)",
+
+	"links.protocols_in_clear":             "Control protocols that cross in clear both ways: lacp, lldp, pause or your own",
+	"links.protocols_in_clear.ethertype":   "Your own protocol's EtherType in hex, such as 0x88f7",
+	"links.protocols_in_clear.destination": "Your own protocol's destination, a group MAC address",
 }
 
 // hidden are config-file-only fields: file references and static keys.
@@ -108,6 +112,8 @@ func values(path string) []string {
 		return []string{"0", "1", "2"}
 	case "system.users.role":
 		return config.Roles
+	case "links.protocols_in_clear":
+		return config.BuiltinProtocolsInClear
 	}
 	return nil
 }

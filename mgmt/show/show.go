@@ -56,6 +56,12 @@ func MACsec(w io.Writer, st supervisor.Status) {
 			protect = fmt.Sprintf("encrypt, confidentiality offset %d", l.Offset)
 		}
 		fmt.Fprintf(w, "  protection %s, VLAN tags in clear %d\n", protect, l.VLANsInClear)
+		if len(l.ProtocolsInClear) > 0 {
+			fmt.Fprintf(w, "  protocols in clear (cross unprotected both ways):\n")
+			for _, p := range l.ProtocolsInClear {
+				fmt.Fprintf(w, "    %s\n", p)
+			}
+		}
 		enc := "none"
 		if l.EncodingSA >= 0 {
 			enc = fmt.Sprint(l.EncodingSA)
