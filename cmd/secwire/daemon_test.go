@@ -656,3 +656,61 @@ func TestDaemonsPassProtocolsInClear(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonsKeepManagementVLANOffTheLine configures in-band management on
+// VLAN 100 of A's plaintext port: h1's VLAN 100 frames never reach the
+// line or h2, other VLANs cross.
+func TestDaemonsKeepManagementVLANOffTheLine(t *testing.T) {
+	needTools(t, "ip", "ethtool")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	cfgA := tp.config("a", tp.keyB, nil)
+	c, err := config.Load(cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.System.Management = &config.Management{Interface: "plain", VLAN: 100, Address: "192.0.2.10/24"}
+	b, _ := json.Marshal(c)
+	if err := os.WriteFile(cfgA, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tp.start("a", cfgA)
+	tp.start("b", tp.config("b", tp.keyA, nil))
+	var tx *afpacket.Tx
+	var rx *afpacket.Rx
+	if err := tp.h1.Do(func() (err error) { tx, err = afpacket.OpenTx("eth0", afpacket.TxOptions{}); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tp.h2.Do(func() (err error) { rx, err = afpacket.OpenRx("eth0", afpacket.RxOptions{Promiscuous: true}); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	time.Sleep(time.Second)
+	tagged := func(vlan uint16) []byte {
+		f := []byte{0x02, 0x5e, 0, 0, 0, 0x22, 0x02, 0x5e, 0, 0, 0, 0x11, 0x81, 0x00}
+		f = binary.BigEndian.AppendUint16(f, vlan)
+		f = append(f, 0x08, 0x06)
+		return append(append(f, marker...), make([]byte, 60)...)
+	}
+	for range 5 {
+		tx.Send(tagged(100))
+		tx.Send(tagged(200))
+	}
+	tx.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var vlans []uint16
+	for ctx.Err() == nil {
+		rx.Receive(ctx, func(f []byte) {
+			if bytes.Contains(f, marker) && len(f) > 16 {
+				vlans = append(vlans, binary.BigEndian.Uint16(f[14:])&0xfff)
+			}
+		})
+	}
+	if len(vlans) != 5 || slices.Contains(vlans, 100) {
+		t.Fatalf("h2 got VLANs %v, want VLAN 200 five times and never the management VLAN 100", vlans)
+	}
+	if n := counter(tp.linkStatus("a").DatapathCounters, "ManagementVLANDropped"); n != 5 {
+		t.Errorf("A ManagementVLANDropped = %d, want 5", n)
+	}
+}
