@@ -31,6 +31,7 @@ type LinkStatus struct {
 	Policy           string      `json:"policy"`
 	InClear          bool        `json:"in_clear"` // should-secure and frames are crossing unprotected now
 	Fault            string      `json:"fault,omitempty"`
+	TxStopped        string      `json:"tx_stopped,omitempty"` // why the static-key PN guard stopped or holds transmission
 	LineMTUNeeded    int         `json:"line_mtu_needed"`
 	Cipher           string      `json:"cipher"`
 	SCI              string      `json:"sci"`
@@ -134,6 +135,9 @@ func (l *link) status() LinkStatus {
 	if l.kay != nil {
 		m := l.kay.Status()
 		ls.MKA = &m
+	}
+	if l.guard != nil {
+		ls.TxStopped = l.guard.status()
 	}
 	if l.cfg.ShouldSecure() {
 		ls.Policy = "should-secure"

@@ -34,6 +34,9 @@ type Options struct {
 	StateDir string
 	// Now is the clock of the uptime; nil is time.Now.
 	Now func() time.Time
+	// PNReserve is how far ahead of a static transmit SA's PN its ceiling
+	// is recorded; 0 is 2^24 (tests use less to reach it).
+	PNReserve uint64
 }
 
 // Supervisor runs the links of one config.
@@ -100,6 +103,10 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 		s.links = append(s.links, l)
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.watch(ctx, l) }()
+		if l.guard != nil {
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); l.guard.run(ctx) }()
+		}
 	}
 	return s, nil
 }
@@ -277,14 +284,35 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 		return fmt.Errorf("static_keys.tx: %w", err)
 	}
 	configured := tx.PN
-	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, l.secyCfg.SCI, tx.AN, tx.Key, tx.PN)
+	log := sv.log.With("link", lc.Name)
+	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, l.secyCfg.SCI, tx.AN, tx.Key, tx.PN, sv.opts.PNReserve, log)
 	if err != nil {
 		return err
 	}
 	if tx.PN != configured {
-		sv.log.Info("static transmit SA resumes above the PNs a previous run may have used", "link", lc.Name, "an", tx.AN, "pn", tx.PN)
+		log.Info("static transmit SA resumes above the PNs a previous run may have used", "an", tx.AN, "pn", tx.PN)
 	}
 	if err := s.InstallTxSA(tx); err != nil {
+		return err
+	}
+	// The guard holds transmission at the recorded PN ceiling; on the
+	// kernel datapath it may take the SA away and put it back at pn.
+	reinstall := func(pn uint64) error {
+		p, err := st.TX.Params(suite)
+		if err != nil {
+			return err
+		}
+		p.PN = pn
+		if err := s.InstallTxSA(p); err != nil {
+			return err
+		}
+		return s.SetEncodingSA(int(p.AN))
+	}
+	codec := l.secy
+	if l.kern != nil {
+		codec = nil
+	}
+	if err := l.guard.attach(s, codec, reinstall); err != nil {
 		return err
 	}
 	if err := s.SetEncodingSA(int(tx.AN)); err != nil {
@@ -320,6 +348,8 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 		switch {
 		case !carrier:
 			fault = "line port " + l.cfg.Line + " has no carrier"
+		case l.guard != nil && l.guard.status() != "":
+			fault = "static keys: " + l.guard.status()
 		case !secured && !l.cfg.ShouldSecure():
 			fault = "secure channel down (no transmit or receive SA)"
 		}
@@ -348,13 +378,6 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 		}
 		if err := l.datapathErr(); err != nil {
 			log.Error("datapath failed", "err", err)
-		}
-		if enc := l.seam.EncodingSA(); enc >= 0 && l.guard != nil {
-			if pn := l.seam.TxNextPN(uint8(enc)); pn != 0 {
-				if err := l.guard.check(pn); err != nil {
-					log.Error("cannot record the transmit PN ceiling; a restart could reuse PNs", "err", err)
-				}
-			}
 		}
 	}
 }

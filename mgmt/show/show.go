@@ -47,6 +47,9 @@ func MACsec(w io.Writer, st supervisor.Status) {
 		if l.InClear {
 			fmt.Fprintf(w, "  !!! policy should-secure: NO SA IS UP, FRAMES CROSS THIS LINK IN CLEAR !!!\n")
 		}
+		if l.TxStopped != "" {
+			fmt.Fprintf(w, "  !!! TRANSMISSION STOPPED: %s !!!\n", l.TxStopped)
+		}
 		fmt.Fprintf(w, "  cipher %s, policy %s, validate %s, replay window %d, send SCI %s\n",
 			l.Cipher, l.Policy, l.Validate, l.ReplayWindow, yesno(l.SendSCI))
 		protect := "encrypt"

@@ -54,6 +54,7 @@ type Stats struct {
 	PlainOut, LineOut atomic.Uint64 // frames written to each port
 	ToKeyAgreement    atomic.Uint64 // EAPOL frames from the line port
 	DroppedNoSA       atomic.Uint64 // must-secure: no SA, frame dropped
+	DroppedPNLimit    atomic.Uint64 // the transmit SA is held at its PN limit
 	ClearForwarded    atomic.Uint64 // should-secure: crossed in clear
 	Dropped           atomic.Uint64 // codec drops (its counters say why)
 	BadVLANInClear    atomic.Uint64 // line frames without the configured tags
@@ -332,6 +333,10 @@ func (e *Engine) protectFailed(out *afpacket.Tx, frame []byte, err error) {
 			return
 		}
 		e.Stats.DroppedNoSA.Add(1)
+		return
+	}
+	if errors.Is(err, macsec.ErrPNLimit) {
+		e.Stats.DroppedPNLimit.Add(1)
 		return
 	}
 	e.Stats.Dropped.Add(1) // too long, PN exhausted: the codec counted it
