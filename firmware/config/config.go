@@ -165,6 +165,9 @@ func (c *Config) resolveKeyFiles(dir string) {
 					m.KeyChain[j].CAKFile = filepath.Join(dir, f)
 				}
 			}
+			if fb := m.Fallback; fb != nil && fb.CAKFile != "" && !filepath.IsAbs(fb.CAKFile) {
+				fb.CAKFile = filepath.Join(dir, fb.CAKFile)
+			}
 		}
 	}
 }

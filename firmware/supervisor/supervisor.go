@@ -76,6 +76,8 @@ type link struct {
 	plainUp  bool   // what link-fault pass-through last set
 	fault    string // why the plaintext port is held down, "" when not
 	lineLink bool
+	dataDiag string // why data frames fail validation, "" when they do not
+	data     dataPlane
 }
 
 // Start brings up every link of cfg. On error nothing is left running.
@@ -379,6 +381,25 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 		if err := l.datapathErr(); err != nil {
 			log.Error("datapath failed", "err", err)
 		}
+		l.checkDataPlane(log)
+	}
+}
+
+// checkDataPlane updates the data plane diagnosis, and logs a change.
+func (l *link) checkDataPlane(log *slog.Logger) {
+	if !l.secured() {
+		return
+	}
+	diag, looked := l.data.look(time.Now(), l.status())
+	if !looked {
+		return
+	}
+	l.mu.Lock()
+	changed := diag != l.dataDiag
+	l.dataDiag = diag
+	l.mu.Unlock()
+	if changed && diag != "" {
+		log.Warn(diag)
 	}
 }
 
@@ -444,10 +465,19 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 		start, end := e.Validity()
 		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
 	}
+	var fallback *mka.CAK
+	if f := m.Fallback; f != nil {
+		cak, err := f.LoadCAK()
+		if err != nil {
+			return nil, fmt.Errorf("mka.fallback_key: %w", err)
+		}
+		fallback = &mka.CAK{CKN: f.CKNBytes(), Key: cak}
+	}
 	return mka.New(mka.Options{
 		SecY: l.seam, SCI: sci, MAC: mac,
 		Suite: lc.Suite(), Offset: lc.Offset, IntegrityOnly: lc.IntegrityOnly,
-		Priority: m.KeyServerPriority(), Keys: keys, Destination: m.DestinationAddress(),
+		Priority: m.KeyServerPriority(), Keys: keys, Fallback: fallback,
+		Destination: m.DestinationAddress(), AutoDestination: m.AutoDestination(), Hello: m.Hello(),
 		EtherType: lc.EAPOLSendType(), ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
 		Log: log,
 		Send: func(frame []byte) error {
