@@ -321,6 +321,13 @@ func OpenTx(ifname string, o TxOptions) (*Tx, error) {
 	// Frames go straight to the driver: the qdisc adds nothing for a
 	// bump in the wire.
 	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	// Room in the socket for a whole ring of frames the NIC has not
+	// completed yet: sendto does not wait (MSG_DONTWAIT), and frames it
+	// had no room for would wait in the ring for the next Flush.
+	sndbuf := o.Frames * (o.FrameSize + 2048)
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sndbuf) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf)
+	}
 	blockSize := max(o.FrameSize, 1<<16)
 	perBlock := blockSize / o.FrameSize
 	blocks := (o.Frames + perBlock - 1) / perBlock
