@@ -52,6 +52,9 @@ type Link struct {
 	// EAPOLEtherType is an alternate EtherType for EAPOL, besides 0x888E.
 	EAPOLEtherType string `json:"eapol_ethertype,omitempty"`
 	Workers        int    `json:"workers,omitempty"` // datapath workers per direction, default 1
+	// ProtocolsInClear are control protocols that cross in clear both
+	// ways (none by default); only the software datapath can do it.
+	ProtocolsInClear []ProtocolInClear `json:"protocols_in_clear,omitempty"`
 
 	// A link is keyed either by MKA (the normal case) or by static SAKs.
 	MKA    *MKA        `json:"mka,omitempty"`
@@ -325,6 +328,7 @@ func (c *Config) Check() Errors {
 		if l.Workers < 0 || l.Workers > 64 {
 			add(p+".workers", "%d: want 1..64 (0: the default, 1)", l.Workers)
 		}
+		checkInClear(l, p, add)
 		switch {
 		case l.MKA != nil && l.Static != nil:
 			add(p, "give mka or static_keys, not both")

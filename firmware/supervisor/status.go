@@ -34,6 +34,9 @@ type LinkStatus struct {
 	Policy   string    `json:"policy"`
 	InClear  bool      `json:"in_clear"` // should-secure and frames are crossing unprotected now
 	Fault    string    `json:"fault,omitempty"`
+	// TxStopped is why the static-key PN guard stopped or holds
+	// transmission.
+	TxStopped string `json:"tx_stopped,omitempty"`
 	// Diagnosis names the most likely reason the link is not secured, or
 	// why data frames fail validation although it is.
 	Diagnosis        string      `json:"diagnosis,omitempty"`
@@ -46,6 +49,7 @@ type LinkStatus struct {
 	Offset           int         `json:"confidentiality_offset"`
 	IntegrityOnly    bool        `json:"integrity_only"`
 	VLANsInClear     int         `json:"vlans_in_clear"`
+	ProtocolsInClear []string    `json:"protocols_in_clear,omitempty"` // exceptions in force, with what they match
 	EncodingSA       int         `json:"encoding_sa"`
 	TxSAs            []SAState   `json:"tx_sas"`
 	RxSCs            []SCState   `json:"rx_scs"`
@@ -147,6 +151,9 @@ func (l *link) status() LinkStatus {
 		l.kernelStatus(&ls)
 	} else {
 		l.softwareStatus(&ls)
+		for _, x := range inClear(l.cfg) {
+			ls.ProtocolsInClear = append(ls.ProtocolsInClear, x.String())
+		}
 	}
 	if l.kay != nil {
 		m := l.kay.Status()
@@ -157,6 +164,9 @@ func (l *link) status() LinkStatus {
 		l.mu.Lock()
 		ls.Diagnosis = l.dataDiag
 		l.mu.Unlock()
+	}
+	if l.guard != nil {
+		ls.TxStopped = l.guard.status()
 	}
 	if l.cfg.ShouldSecure() {
 		ls.Policy = "should-secure"

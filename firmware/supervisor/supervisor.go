@@ -41,6 +41,9 @@ type Options struct {
 	// it was not, start/end times are flagged unreliable. Nil: unknown,
 	// never flagged.
 	ClockSynced func() bool
+	// PNReserve is how far ahead of a static transmit SA's PN its ceiling
+	// is recorded; 0 is 2^24 (tests use less to reach it).
+	PNReserve uint64
 }
 
 // Supervisor runs the links of one config.
@@ -101,7 +104,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	s := &Supervisor{opts: o, log: o.Log, start: o.Now()}
 	ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
-		l, err := s.startLink(ctx, cfg.Links[i])
+		l, err := s.startLink(ctx, cfg.Links[i], managementVLAN(cfg, cfg.Links[i]))
 		if err != nil {
 			s.Stop()
 			return nil, fmt.Errorf("link %s: %w", cfg.Links[i].Name, err)
@@ -109,6 +112,10 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 		s.links = append(s.links, l)
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.watch(ctx, l) }()
+		if l.guard != nil {
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); l.guard.run(ctx) }()
+		}
 	}
 	return s, nil
 }
@@ -145,7 +152,25 @@ func (l *link) stop() {
 	}
 }
 
-func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, error) {
+// managementVLAN is the in-band management VLAN on the link's plaintext
+// port, 0 when there is none.
+func managementVLAN(cfg *config.Config, lc config.Link) uint16 {
+	if m := cfg.System.Management; m != nil && m.Interface == lc.Plain {
+		return uint16(m.VLAN)
+	}
+	return 0
+}
+
+// inClear turns the link's protocol exceptions into the datapath's rules.
+func inClear(lc config.Link) []software.Exception {
+	var out []software.Exception
+	for _, r := range lc.InClearRules() {
+		out = append(out, software.Exception{Name: r.Name, EtherType: r.EtherType, DAs: r.DAs, Prefixes: r.Prefixes})
+	}
+	return out
+}
+
+func (s *Supervisor) startLink(ctx context.Context, lc config.Link, mgmtVLAN uint16) (*link, error) {
 	plain, err := net.InterfaceByName(lc.Plain)
 	if err != nil {
 		return nil, fmt.Errorf("plaintext port %s: %w", lc.Plain, err)
@@ -242,6 +267,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 			Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
 			VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
 			EAPOLTypes: lc.EAPOLTypes(), OnEAPOL: onEAPOL, Workers: lc.Workers, Log: log,
+			InClear: inClear(lc), ManagementVLAN: mgmtVLAN,
 		})
 		if err != nil {
 			return nil, err
@@ -270,14 +296,35 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 		return fmt.Errorf("static_keys.tx: %w", err)
 	}
 	configured := tx.PN
-	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, l.secyCfg.SCI, tx.AN, tx.Key, tx.PN)
+	log := sv.log.With("link", lc.Name)
+	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, l.secyCfg.SCI, tx.AN, tx.Key, tx.PN, sv.opts.PNReserve, log)
 	if err != nil {
 		return err
 	}
 	if tx.PN != configured {
-		sv.log.Info("static transmit SA resumes above the PNs a previous run may have used", "link", lc.Name, "an", tx.AN, "pn", tx.PN)
+		log.Info("static transmit SA resumes above the PNs a previous run may have used", "an", tx.AN, "pn", tx.PN)
 	}
 	if err := s.InstallTxSA(tx); err != nil {
+		return err
+	}
+	// The guard holds transmission at the recorded PN ceiling; on the
+	// kernel datapath it may take the SA away and put it back at pn.
+	reinstall := func(pn uint64) error {
+		p, err := st.TX.Params(suite)
+		if err != nil {
+			return err
+		}
+		p.PN = pn
+		if err := s.InstallTxSA(p); err != nil {
+			return err
+		}
+		return s.SetEncodingSA(int(p.AN))
+	}
+	codec := l.secy
+	if l.kern != nil {
+		codec = nil
+	}
+	if err := l.guard.attach(s, codec, reinstall); err != nil {
 		return err
 	}
 	if err := s.SetEncodingSA(int(tx.AN)); err != nil {
@@ -318,6 +365,8 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 		switch {
 		case !carrier:
 			fault = "line port " + l.cfg.Line + " has no carrier"
+		case l.guard != nil && l.guard.status() != "":
+			fault = "static keys: " + l.guard.status()
 		case !secured && !l.cfg.ShouldSecure():
 			fault = "secure channel down (no transmit or receive SA)"
 		}
@@ -348,13 +397,6 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 			log.Error("datapath failed", "err", err)
 		}
 		l.checkDataPlane(log)
-		if enc := l.seam.EncodingSA(); enc >= 0 && l.guard != nil {
-			if pn := l.seam.TxNextPN(uint8(enc)); pn != 0 {
-				if err := l.guard.check(pn); err != nil {
-					log.Error("cannot record the transmit PN ceiling; a restart could reuse PNs", "err", err)
-				}
-			}
-		}
 	}
 }
 

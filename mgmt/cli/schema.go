@@ -97,6 +97,10 @@ var help = map[string]string{
 	"links.mka.fallback_key.cak":     "Fallback CAK, 32 or 64 hex digits (prompted without echo)",
 	"links.mka.rekey_interval":       "Periodic rekey interval, such as 24h (0: none)",
 	"links.mka.icv_indicator":        "Send the ICV Indicator parameter set (some Cisco platforms)",
+
+	"links.protocols_in_clear":             "Control protocols that cross in clear both ways: lacp, lldp, pause or your own",
+	"links.protocols_in_clear.ethertype":   "Your own protocol's EtherType in hex, such as 0x88f7",
+	"links.protocols_in_clear.destination": "Your own protocol's destination, a group MAC address",
 }
 
 // hidden are config-file-only fields: file references and static keys.
@@ -133,6 +137,8 @@ func values(path string) []string {
 		return config.SyslogTransports
 	case "system.syslog.host.severity":
 		return config.Severities
+	case "links.protocols_in_clear":
+		return config.BuiltinProtocolsInClear
 	}
 	return nil
 }

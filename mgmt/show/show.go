@@ -47,6 +47,9 @@ func MACsec(w io.Writer, st supervisor.Status) {
 		if l.InClear {
 			fmt.Fprintf(w, "  !!! policy should-secure: NO SA IS UP, FRAMES CROSS THIS LINK IN CLEAR !!!\n")
 		}
+		if l.TxStopped != "" {
+			fmt.Fprintf(w, "  !!! TRANSMISSION STOPPED: %s !!!\n", l.TxStopped)
+		}
 		fmt.Fprintf(w, "  cipher %s, policy %s, validate %s, replay window %d, send SCI %s\n",
 			l.Cipher, l.Policy, l.Validate, l.ReplayWindow, yesno(l.SendSCI))
 		protect := "encrypt"
@@ -56,6 +59,12 @@ func MACsec(w io.Writer, st supervisor.Status) {
 			protect = fmt.Sprintf("encrypt, confidentiality offset %d", l.Offset)
 		}
 		fmt.Fprintf(w, "  protection %s, VLAN tags in clear %d\n", protect, l.VLANsInClear)
+		if len(l.ProtocolsInClear) > 0 {
+			fmt.Fprintf(w, "  protocols in clear (cross unprotected both ways):\n")
+			for _, p := range l.ProtocolsInClear {
+				fmt.Fprintf(w, "    %s\n", p)
+			}
+		}
 		enc := "none"
 		if l.EncodingSA >= 0 {
 			enc = fmt.Sprint(l.EncodingSA)

@@ -189,6 +189,19 @@ func (s *SecY) SetEncodingSA(an int) error {
 	return nil
 }
 
+// SetTxPNLimit makes the transmit SA for an send only PNs below limit:
+// Protect refuses frames with ErrPNLimit (never in clear) until the limit
+// is raised. 0 lifts it. Static keys use it to never send past the PN
+// ceiling recorded on disk.
+func (s *SecY) SetTxPNLimit(an uint8, limit uint64) error {
+	sa := s.txSA[an&3].Load()
+	if sa == nil {
+		return fmt.Errorf("no transmit SA installed for AN %d", an)
+	}
+	sa.limit.Store(limit)
+	return nil
+}
+
 // EncodingSA is the AN in use for transmit, or -1.
 func (s *SecY) EncodingSA() int { return int(s.encSA.Load()) }
 
