@@ -179,11 +179,19 @@ func (tp *topo) start(side, cfg string) { tp.t.Helper(); tp.startArgs(side, cfg)
 
 // startArgs runs a daemon with extra arguments.
 func (tp *topo) startArgs(side, cfg string, extra ...string) {
+	tp.t.Helper()
+	tp.startIn("", side, cfg, extra...)
+}
+
+// startIn runs a daemon in the working directory wd ("": the test's), so
+// that cfg may be a path relative to it.
+func (tp *topo) startIn(wd, side, cfg string, extra ...string) {
 	t := tp.t
 	t.Helper()
-	logf, _ := os.Create(filepath.Join(tp.dir, side+".log"))
+	logf, _ := os.OpenFile(filepath.Join(tp.dir, side+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	args := append([]string{"daemon", "--config", cfg, "--socket", tp.socket(side), "--state", filepath.Join(tp.dir, "state-"+side)}, extra...)
 	cmd := tp.ns(side).Command(secwireBinary(t), args...)
+	cmd.Dir = wd
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

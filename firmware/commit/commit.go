@@ -109,6 +109,10 @@ func (m *Manager) supOpts() supervisor.Options {
 	return supervisor.Options{Log: m.opts.Log, StateDir: m.opts.StateDir, Now: m.opts.Now}
 }
 
+// keyDir is where the config's relative key file paths point: the
+// config file's directory.
+func (m *Manager) keyDir() string { return filepath.Dir(m.opts.ConfigPath) }
+
 // Running is a copy of the running config.
 func (m *Manager) Running() *config.Config {
 	m.mu.Lock()
@@ -141,6 +145,8 @@ type Result struct {
 // difference for the audit log (never secret values). With confirm > 0
 // the commit rolls back after that long unless another commit confirms it.
 func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm time.Duration) (Result, error) {
+	cand = cand.Clone()
+	cand.SetKeyDir(m.keyDir())
 	if errs := cand.Check(); len(errs) > 0 {
 		return Result{}, errs
 	}
@@ -153,7 +159,7 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 		r.Confirmed = true
 	}
 	prev := m.running
-	restarted, err := m.apply(cand.Clone())
+	restarted, err := m.apply(cand)
 	if err != nil {
 		m.record(who, "commit failed", err.Error())
 		return r, err
@@ -243,6 +249,7 @@ func (m *Manager) Rollback(n int) (*config.Config, error) {
 	if err := c.Unseal(m.sealer); err != nil {
 		return nil, fmt.Errorf("rollback %d: %w", n, err)
 	}
+	c.SetKeyDir(m.keyDir())
 	return c, nil
 }
 

@@ -40,7 +40,7 @@ func TestLoadGoodConfig(t *testing.T) {
 	if l.LineMTU() != 1532 || !l.SendsSCI() || !l.LinkFaultPassthrough() || l.ShouldSecure() {
 		t.Errorf("defaults: line MTU %d, send SCI %v, link fault %v, should-secure %v", l.LineMTU(), l.SendsSCI(), l.LinkFaultPassthrough(), l.ShouldSecure())
 	}
-	p, err := l.Static.TX.Params(l.Suite())
+	p, err := l.Static.TX.Params(l.Suite(), c.KeyDir())
 	if err != nil || p.Key.Len() != 32 || p.SSCI != 1 || p.PN != 1 {
 		t.Fatalf("tx params: %v %+v", err, p)
 	}

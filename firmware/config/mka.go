@@ -83,8 +83,11 @@ func (e *CAKEntry) CKNBytes() []byte {
 	return b
 }
 
-// LoadCAK returns the CAK (16 or 32 octets). Errors never contain it.
-func (e *CAKEntry) LoadCAK() (macsec.Key, error) { return loadKey(e.CAK, e.CAKFile, 16, 32) }
+// LoadCAK returns the CAK (16 or 32 octets); a relative cak_file is read
+// from dir (Config.KeyDir). Errors never contain it.
+func (e *CAKEntry) LoadCAK(dir string) (macsec.Key, error) {
+	return loadKey(e.CAK, keyPath(dir, e.CAKFile), 16, 32)
+}
 
 // Validity is the entry's start and end (zero when open).
 func (e *CAKEntry) Validity() (start, end time.Time) {
@@ -104,7 +107,7 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-func checkMKA(m *MKA, p string, add func(string, string, ...any)) {
+func checkMKA(m *MKA, dir, p string, add func(string, string, ...any)) {
 	if len(m.KeyChain) == 0 {
 		add(p+".key_chain", "empty: give at least one {\"ckn\": ..., \"cak\": ...}")
 	}
@@ -131,7 +134,7 @@ func checkMKA(m *MKA, p string, add func(string, string, ...any)) {
 		case e.CAK == "" && e.CAKFile == "":
 			add(ep+".cak", "missing: 32 or 64 hex digits (or cak_file)")
 		default:
-			k, err := e.LoadCAK()
+			k, err := e.LoadCAK(dir)
 			if err != nil {
 				field := ".cak"
 				if e.CAKFile != "" {

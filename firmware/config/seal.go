@@ -158,6 +158,7 @@ func (c *Config) Clone() *Config {
 	if err := json.Unmarshal(b, &d); err != nil {
 		panic(err)
 	}
+	d.keyDir = c.keyDir
 	return &d
 }
 

@@ -51,6 +51,7 @@ type Supervisor struct {
 
 type link struct {
 	cfg     config.Link
+	keyDir  string // relative key files are read from here (Config.KeyDir)
 	secyCfg macsec.Config
 	// Exactly one backend runs the link: the Go codec and engine, or a
 	// kernel macsec link (kernel software or offloaded). seam is the one
@@ -92,7 +93,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	s := &Supervisor{opts: o, log: o.Log, start: o.Now()}
 	ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
-		l, err := s.startLink(ctx, cfg.Links[i])
+		l, err := s.startLink(ctx, cfg.Links[i], cfg.KeyDir())
 		if err != nil {
 			s.Stop()
 			return nil, fmt.Errorf("link %s: %w", cfg.Links[i].Name, err)
@@ -136,7 +137,7 @@ func (l *link) stop() {
 	}
 }
 
-func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, error) {
+func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir string) (*link, error) {
 	plain, err := net.InterfaceByName(lc.Plain)
 	if err != nil {
 		return nil, fmt.Errorf("plaintext port %s: %w", lc.Plain, err)
@@ -145,7 +146,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 	if err != nil {
 		return nil, fmt.Errorf("line port %s: %w", lc.Line, err)
 	}
-	l := &link{cfg: lc, lineMTU: line.MTU}
+	l := &link{cfg: lc, keyDir: keyDir, lineMTU: line.MTU}
 	log := s.log.With("link", lc.Name)
 	// The host's own stack must never talk on the line port: no IPv6
 	// neighbour discovery or MLD, no addresses (they would leave in clear).
@@ -253,7 +254,7 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 		return nil
 	}
 	suite := lc.Suite()
-	tx, err := st.TX.Params(suite)
+	tx, err := st.TX.Params(suite, l.keyDir)
 	if err != nil {
 		return fmt.Errorf("static_keys.tx: %w", err)
 	}
@@ -274,7 +275,7 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 	for i, sc := range st.RX {
 		sci, _ := macsec.ParseSCI(sc.SCI)
 		for j, sa := range sc.SAs {
-			p, err := sa.Params(suite)
+			p, err := sa.Params(suite, l.keyDir)
 			if err != nil {
 				return fmt.Errorf("static_keys.rx[%d].sas[%d]: %w", i, j, err)
 			}
@@ -395,7 +396,7 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 	var keys []mka.CAK
 	for i := range m.KeyChain {
 		e := &m.KeyChain[i]
-		cak, err := e.LoadCAK()
+		cak, err := e.LoadCAK(l.keyDir)
 		if err != nil {
 			return nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
 		}
