@@ -75,7 +75,20 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 	if o.AfterFunc == nil {
 		o.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
-	s, err := config.LoadSealer(filepath.Join(filepath.Dir(o.ConfigPath), config.SealKeyName))
+	keyFile := filepath.Join(filepath.Dir(o.ConfigPath), config.SealKeyName)
+	s, err := config.LoadSealer(keyFile)
+	var keyErr error
+	if errors.Is(err, config.ErrDamagedKey) {
+		// Better a box that comes up manageable (its sealed CAKs to be
+		// entered again) than one that cannot start; the damaged key is
+		// kept for recovery.
+		aside := keyFile + ".damaged"
+		if rerr := os.Rename(keyFile, aside); rerr != nil {
+			return nil, fmt.Errorf("%w; moving it aside failed too: %v", err, rerr)
+		}
+		keyErr = fmt.Errorf("%w (kept as %s, a new device key made): CAKs sealed with it cannot be opened", err, aside)
+		s, err = config.LoadSealer(keyFile)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +115,7 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 		o.Log.Error(startErr.Error() + "; running without links until a commit fixes it")
 		m.sup, _ = supervisor.Start(ctx, &config.Config{}, m.supOpts())
 	}
-	return m, startErr
+	return m, errors.Join(keyErr, startErr)
 }
 
 func (m *Manager) supOpts() supervisor.Options {

@@ -31,6 +31,9 @@ const sealedPrefix = "sealed:"
 // Sealer seals and opens secrets with the device key.
 type Sealer struct{ aead cipher.AEAD }
 
+// ErrDamagedKey is a device key file of the wrong size.
+var ErrDamagedKey = errors.New("device key damaged")
+
 // LoadSealer reads the device key at path, creating it when missing.
 func LoadSealer(path string) (*Sealer, error) {
 	k, err := os.ReadFile(path)
@@ -47,7 +50,7 @@ func LoadSealer(path string) (*Sealer, error) {
 	}
 	defer clear(k)
 	if len(k) != 32 {
-		return nil, fmt.Errorf("device key %s: %d bytes, want 32", path, len(k))
+		return nil, fmt.Errorf("%w: %s has %d bytes, want 32", ErrDamagedKey, path, len(k))
 	}
 	b, err := aes.NewCipher(k)
 	if err != nil {
