@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sync"
 	"time"
 
@@ -51,12 +50,28 @@ type Manager struct {
 	running *config.Config
 	sup     *supervisor.Supervisor
 	pending *pendingConfirm
+	expiry  *Expiry // the last automatic rollback, until the next commit
+
+	watchMu  sync.Mutex
+	watchers map[int]func(string)
+	nextW    int
 }
 
 type pendingConfirm struct {
-	previous *config.Config
-	deadline time.Time
-	stop     func() bool
+	previous  *config.Config
+	committed *config.Config
+	who       Who
+	deadline  time.Time
+	stop      func() bool
+}
+
+// Expiry is a commit confirmed that was not confirmed in time and was
+// rolled back.
+type Expiry struct {
+	Who        Who            // who made the commit confirmed
+	At         time.Time      // when it was rolled back
+	RolledBack *config.Config // the config it had committed
+	Restored   *config.Config // the config running again
 }
 
 // Open loads the active config (an empty one on first boot) and starts
@@ -149,7 +164,9 @@ type Who struct{ User, From string }
 
 // Result says what a commit did.
 type Result struct {
-	Restarted bool      // the links were restarted
+	// Changes say what the commit did to each link (restarted, changed in
+	// place, started, stopped); links it did not touch are not listed.
+	Changes []supervisor.Change
 	Confirm   time.Time // commit confirmed: rolled back at this time unless confirmed
 	Confirmed bool      // this commit confirmed an earlier commit confirmed
 }
@@ -166,27 +183,29 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var r Result
+	prev := m.running
+	done, err := m.apply(cand)
+	if err != nil {
+		m.record(who, "commit failed", err.Error())
+		return r, err
+	}
+	r.Changes = done
+	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), m.opts.Now()); err != nil {
+		m.apply(prev)
+		return r, fmt.Errorf("storing the config failed, the previous config is running again: %w", err)
+	}
+	// Only a commit that took confirms a pending commit confirmed.
 	if m.pending != nil {
 		m.pending.stop()
 		m.pending = nil
 		r.Confirmed = true
 	}
-	prev := m.running
-	restarted, err := m.apply(cand)
-	if err != nil {
-		m.record(who, "commit failed", err.Error())
-		return r, err
-	}
-	r.Restarted = restarted
-	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), m.opts.Now()); err != nil {
-		m.apply(prev)
-		return r, fmt.Errorf("storing the config failed, the previous config is running again: %w", err)
-	}
+	m.expiry = nil
 	what := "commit"
 	if confirm > 0 {
 		r.Confirm = m.opts.Now().Add(confirm)
 		what = fmt.Sprintf("commit confirmed (rolls back at %s unless confirmed)", r.Confirm.Format(time.TimeOnly))
-		p := &pendingConfirm{previous: prev, deadline: r.Confirm}
+		p := &pendingConfirm{previous: prev, committed: m.running.Clone(), who: who, deadline: r.Confirm}
 		p.stop = m.opts.AfterFunc(confirm, func() { m.expire(p) })
 		m.pending = p
 	}
@@ -195,23 +214,68 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 	return r, nil
 }
 
-// expire rolls a commit confirmed back.
+// expire rolls a commit confirmed back and tells every watching session.
 func (m *Manager) expire(p *pendingConfirm) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.pending != p {
+		m.mu.Unlock()
 		return // confirmed meanwhile
 	}
 	m.pending = nil
 	if _, err := m.apply(p.previous); err != nil {
 		m.opts.Log.Error("commit confirmed expired, but the previous config does not start again", "err", err)
 	}
-	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), m.opts.Now()); err != nil {
+	now := m.opts.Now()
+	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), now); err != nil {
 		m.opts.Log.Error("commit confirmed expired: storing the previous config failed", "err", err)
 	}
+	m.expiry = &Expiry{Who: p.who, At: now, RolledBack: p.committed, Restored: m.running.Clone()}
 	m.record(Who{User: "system"}, "commit confirmed expired: rolled back to the previous config")
 	m.opts.OnChange(m.running.Clone())
-	m.opts.Log.Warn("commit confirmed was not confirmed in time: the previous config is running again")
+	m.mu.Unlock()
+	msg := fmt.Sprintf("commit confirmed by %s (%s) was not confirmed in time: rolled back at %s, the previous configuration is running again",
+		p.who.User, p.who.From, now.Format(time.TimeOnly))
+	m.opts.Log.Warn(msg)
+	m.notify(msg)
+}
+
+// LastExpiry is the last automatic rollback of a commit confirmed, nil if
+// there was none since the last commit.
+func (m *Manager) LastExpiry() *Expiry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.expiry
+}
+
+// Watch calls f with every notice the sessions should see at once (an
+// automatic rollback); stop ends it. f must not call back into m's
+// commit methods.
+func (m *Manager) Watch(f func(notice string)) (stop func()) {
+	m.watchMu.Lock()
+	defer m.watchMu.Unlock()
+	if m.watchers == nil {
+		m.watchers = map[int]func(string){}
+	}
+	id := m.nextW
+	m.nextW++
+	m.watchers[id] = f
+	return func() {
+		m.watchMu.Lock()
+		defer m.watchMu.Unlock()
+		delete(m.watchers, id)
+	}
+}
+
+func (m *Manager) notify(msg string) {
+	m.watchMu.Lock()
+	fs := make([]func(string), 0, len(m.watchers))
+	for _, f := range m.watchers {
+		fs = append(fs, f)
+	}
+	m.watchMu.Unlock()
+	for _, f := range fs {
+		f(msg)
+	}
 }
 
 // Pending is the deadline of an unconfirmed commit confirmed, zero if none.
@@ -224,28 +288,32 @@ func (m *Manager) Pending() time.Time {
 	return m.pending.deadline
 }
 
-// apply makes c the running config; on failure the old one runs again.
-// Called with mu held.
-func (m *Manager) apply(c *config.Config) (bool, error) {
-	if reflect.DeepEqual(c.Links, m.running.Links) {
-		m.running = c
-		return false, nil
-	}
+// apply makes c the running config, touching only the links whose
+// config changed; on failure the old config runs again. Called with mu
+// held.
+func (m *Manager) apply(c *config.Config) ([]supervisor.Change, error) {
 	old := m.running
-	m.sup.Stop()
-	sup, err := supervisor.Start(m.ctx, c, m.supOpts())
-	if err != nil {
-		m.opts.Log.Error("commit did not apply; restoring the previous config", "err", err)
-		var againErr error
-		if m.sup, againErr = supervisor.Start(m.ctx, old, m.supOpts()); againErr != nil {
-			m.sup, _ = supervisor.Start(m.ctx, &config.Config{}, m.supOpts())
-			return true, fmt.Errorf("apply failed (%w) and the previous config does not start either (%v); running without links", err, againErr)
-		}
-		return true, fmt.Errorf("apply failed, the previous config is running again: %w", err)
+	changes, err := m.sup.Update(c)
+	if err == nil {
+		m.running = c
+		return changes, nil
 	}
-	m.sup = sup
-	m.running = c
-	return true, nil
+	m.opts.Log.Error("commit did not apply; restoring the previous config", "err", err)
+	m.sup.Stop()
+	var againErr error
+	if m.sup, againErr = supervisor.Start(m.ctx, old, m.supOpts()); againErr != nil {
+		m.sup, _ = supervisor.Start(m.ctx, &config.Config{}, m.supOpts())
+		return changes, fmt.Errorf("apply failed (%w) and the previous config does not start either (%v); running without links", err, againErr)
+	}
+	return changes, fmt.Errorf("apply failed, the previous config is running again: %w", err)
+}
+
+// Plan says what committing cand would do to each link, before it
+// happens (commit check, compare).
+func (m *Manager) Plan(cand *config.Config) []supervisor.Change {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return supervisor.Plan(m.running, cand)
 }
 
 // Rollback returns rollback n (0: the running config, 1: the previous

@@ -166,6 +166,16 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// Link is the link named name, nil if there is none.
+func (c *Config) Link(name string) *Link {
+	for i := range c.Links {
+		if c.Links[i].Name == name {
+			return &c.Links[i]
+		}
+	}
+	return nil
+}
+
 // Defaults of the optional fields.
 const (
 	DefaultCipher  = "gcm-aes-128"

@@ -36,20 +36,27 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Supervisor runs the links of one config.
+// Supervisor runs the links of one config. Its methods are called by
+// one owner at a time (the commit manager); each link runs on its own, so
+// an update restarts only the links whose change needs it.
 type Supervisor struct {
 	opts   Options
 	log    *slog.Logger
-	links  []*link
+	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	start  time.Time
+	cfg    *config.Config // what runs
+
+	lmu   sync.Mutex // guards links
+	links []*link
 
 	mu      sync.Mutex
 	cleared map[string]LinkStatus // counters at the last ClearCounters
 }
 
 type link struct {
+	cancel  context.CancelFunc // ends the link's goroutines
+	wg      sync.WaitGroup     // its watch loop and KaY
 	cfg     config.Link
 	keyDir  string // relative key files are read from here (Config.KeyDir)
 	secyCfg macsec.Config
@@ -90,19 +97,38 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Supervisor{opts: o, log: o.Log, start: o.Now()}
-	ctx, s.cancel = context.WithCancel(ctx)
+	s := &Supervisor{opts: o, log: o.Log, start: o.Now(), cfg: cfg.Clone()}
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
-		l, err := s.startLink(ctx, cfg.Links[i], cfg.KeyDir())
+		l, err := s.launch(cfg.Links[i], cfg.KeyDir())
 		if err != nil {
 			s.Stop()
-			return nil, fmt.Errorf("link %s: %w", cfg.Links[i].Name, err)
+			return nil, err
 		}
 		s.links = append(s.links, l)
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.watch(ctx, l) }()
 	}
 	return s, nil
+}
+
+// launch starts one link and its watch loop.
+func (s *Supervisor) launch(lc config.Link, keyDir string) (*link, error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	l, err := s.startLink(ctx, lc, keyDir)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("link %s: %w", lc.Name, err)
+	}
+	l.cancel = cancel
+	l.wg.Add(1)
+	go func() { defer l.wg.Done(); s.watch(ctx, l) }()
+	return l, nil
+}
+
+// shutdown ends the link's goroutines, then its datapath and keys.
+func (l *link) shutdown() {
+	l.cancel()
+	l.wg.Wait()
+	l.stop()
 }
 
 // Stop stops every link. With link-fault pass-through the plaintext port
@@ -110,11 +136,63 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 // instead of a silent blackhole.
 func (s *Supervisor) Stop() {
 	s.cancel()
-	s.wg.Wait()
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
 	for _, l := range s.links {
-		l.stop()
+		l.shutdown()
 	}
 	s.links = nil
+}
+
+// Update makes cfg the running config and touches only what changed:
+// links that are gone stop, new links start, a link whose change the
+// running link can absorb is changed in place (same CA, same SAK, no port
+// bounce), and only a link whose change needs it is restarted (Plan says
+// which). On error the links may be half updated: the caller stops the
+// supervisor and starts a known config again.
+func (s *Supervisor) Update(cfg *config.Config) ([]Change, error) {
+	if errs := cfg.Check(); len(errs) > 0 {
+		return nil, errs
+	}
+	plan := Plan(s.cfg, cfg)
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	byName := map[string]*link{}
+	for _, l := range s.links {
+		byName[l.cfg.Name] = l
+	}
+	for _, c := range plan {
+		l := byName[c.Link]
+		switch c.Action {
+		case ActionStop, ActionRestart:
+			l.shutdown()
+			delete(byName, c.Link)
+		case ActionInPlace:
+			nl := cfg.Link(c.Link)
+			if err := l.reconfigure(*nl); err != nil {
+				return plan, fmt.Errorf("link %s: %w", c.Link, err)
+			}
+		}
+	}
+	var links []*link
+	defer func() { s.links = links }()
+	for i := range cfg.Links {
+		lc := cfg.Links[i]
+		if l := byName[lc.Name]; l != nil {
+			links = append(links, l)
+			continue
+		}
+		l, err := s.launch(lc, cfg.KeyDir())
+		if err != nil {
+			for _, l := range byName {
+				links = append(links, l)
+			}
+			return plan, err
+		}
+		links = append(links, l)
+	}
+	s.cfg = cfg.Clone()
+	return plan, nil
 }
 
 // stop stops the link's datapath and forgets its keys.
@@ -237,8 +315,8 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 		}
 	}
 	if l.kay != nil {
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); l.kay.Run(ctx) }()
+		l.wg.Add(1)
+		go func() { defer l.wg.Done(); l.kay.Run(ctx) }()
 	}
 	if lc.ShouldSecure() {
 		log.Warn("policy should-secure: frames cross IN CLEAR whenever no SA is up")
@@ -423,6 +501,8 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 
 // Rekey asks the named link's key server for a new SAK.
 func (s *Supervisor) Rekey(name string) error {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
 	for _, l := range s.links {
 		if l.cfg.Name != name {
 			continue

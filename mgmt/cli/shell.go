@@ -384,7 +384,45 @@ func (sh *Shell) compare(args []token, end int) error {
 	for _, l := range d {
 		sh.printf("%s\n", l)
 	}
+	if len(args) == 0 {
+		for _, l := range planLines(sh.cand, sh.env.Manager.Plan(sh.cand), true) {
+			sh.printf("%s\n", l)
+		}
+	}
 	return nil
+}
+
+// planLines says what a commit does, or will do, to each link: which
+// restart (the plaintext port goes down while the link comes up again)
+// and which take the change in place.
+func planLines(c *config.Config, plan []supervisor.Change, will bool) []string {
+	var out []string
+	for _, ch := range plan {
+		var fields []string
+		for _, f := range ch.Fields {
+			fields = append(fields, strings.TrimPrefix(cliRef(c, f), "links "+ch.Link+" "))
+		}
+		what := strings.Join(fields, ", ")
+		var l string
+		switch {
+		case ch.Action == supervisor.ActionRestart && will:
+			l = "link " + ch.Link + " will restart (new SecY and CA, its plaintext port goes down meanwhile) for: " + what
+		case ch.Action == supervisor.ActionRestart:
+			l = "link " + ch.Link + " restarted for: " + what
+		case ch.Action == supervisor.ActionInPlace && will:
+			l = "link " + ch.Link + " will change in place (same CA and SAK, ports stay up): " + what
+		case ch.Action == supervisor.ActionInPlace:
+			l = "link " + ch.Link + " changed in place: " + what
+		case will:
+			l = "link " + ch.Link + " will " + string(ch.Action)
+		case ch.Action == supervisor.ActionStart:
+			l = "link " + ch.Link + " started"
+		default:
+			l = "link " + ch.Link + " stopped"
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 func (sh *Shell) rollback(args []token, _ int) error {
@@ -408,10 +446,9 @@ func (sh *Shell) rollback(args []token, _ int) error {
 		}
 		return err
 	}
-	sh.cand = c
-	if n == 0 {
-		sh.base = sh.env.Manager.Running()
-	}
+	// The loaded config is a whole candidate of its own: it is compared
+	// with, and committed over, what runs now.
+	sh.cand, sh.base = c, sh.env.Manager.Running()
 	sh.printf("load complete (rollback %d); 'compare' shows it, 'commit' applies it\n", n)
 	return nil
 }
@@ -446,12 +483,22 @@ func (sh *Shell) commit(args []token, end int) error {
 		return errors.New("commit failed: nothing changed")
 	}
 	if check {
+		for _, l := range planLines(sh.cand, sh.env.Manager.Plan(sh.cand), true) {
+			sh.printf("%s\n", l)
+		}
 		sh.printf("configuration check succeeds\n")
 		return nil
 	}
 	running := sh.env.Manager.Running()
 	if len(diff(flatten(sh.base), flatten(running))) > 0 {
-		return errors.New("the running config was changed by another commit since you started editing: 'rollback 0' loads it (dropping your changes), then make them again")
+		if e := sh.env.Manager.LastExpiry(); e != nil && sameConfig(sh.base, e.RolledBack) && sameConfig(running, e.Restored) {
+			// The only change since editing began is the automatic
+			// rollback of this candidate's own commit confirmed.
+			sh.base = running
+			return fmt.Errorf("your commit confirmed was not confirmed in time and was rolled back at %s; your candidate still holds it ('compare' shows the changes): 'commit' applies it again, 'commit confirmed' with a new timer, 'rollback 0' drops it",
+				e.At.Format(time.TimeOnly))
+		}
+		return errors.New("the running config was changed by another commit since you started editing: 'rollback 0' loads the running config (dropping your changes) to make them again, 'rollback N' an earlier commit")
 	}
 	changes := sh.changes()
 	pending := !sh.env.Manager.Pending().IsZero()
@@ -470,11 +517,19 @@ func (sh *Shell) commit(args []token, end int) error {
 	if !r.Confirm.IsZero() {
 		sh.printf("commit confirmed will be automatically rolled back at %s unless confirmed by 'commit'\n", r.Confirm.Format(time.TimeOnly))
 	}
-	if r.Restarted {
-		sh.printf("links restarted with the new configuration\n")
+	for _, l := range planLines(sh.env.Manager.Running(), r.Changes, false) {
+		sh.printf("%s\n", l)
 	}
 	sh.printf("commit complete\n")
 	return sh.afterCommit(quit)
+}
+
+func sameConfig(a, b *config.Config) bool { return len(diff(flatten(a), flatten(b))) == 0 }
+
+// Watch prints the notices every session should see at once (an
+// automatic rollback) as they happen, until stop.
+func (sh *Shell) Watch() (stop func()) {
+	return sh.env.Manager.Watch(func(msg string) { sh.printf("\n[%s]\n", msg) })
 }
 
 func (sh *Shell) afterCommit(quit bool) error {

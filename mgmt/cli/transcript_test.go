@@ -42,6 +42,7 @@ type harness struct {
 	inputs  []string
 	mu      sync.Mutex
 	pending []func()
+	unwatch func()
 }
 
 func newHarness(t *testing.T, now time.Time) *harness {
@@ -85,7 +86,11 @@ func (h *harness) login(user, role string) {
 		h.inputs = h.inputs[1:]
 		return s, nil
 	}
+	if h.unwatch != nil {
+		h.unwatch()
+	}
 	h.sh = New(h.env, Session{User: user, Role: role, From: "test", Out: &h.out, AskSecret: ask, AskLine: ask})
+	h.unwatch = h.sh.Watch()
 }
 
 // needPorts creates the veth pairs the transcripts name: swt-p0/swt-l0
