@@ -56,6 +56,12 @@ func daemonCmd(ctx context.Context, args []string) error {
 	if _, err := config.Load(*file); err != nil {
 		return err
 	}
+	// The socket first: a second daemon must not touch any port.
+	ctlLn, err := ctl.Listen(*sock)
+	if err != nil {
+		return err
+	}
+	defer ctlLn.Close()
 	dir := filepath.Dir(*file)
 	audit := &audit.Log{Path: filepath.Join(dir, "audit.log"), Log: log}
 	m, err := commit.Open(ctx, commit.Options{ConfigPath: *file, StateDir: *state, Log: log, Audit: audit})
@@ -67,7 +73,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 	}
 	defer m.Stop()
 	errc := make(chan error, 2)
-	go func() { errc <- ctl.Serve(ctx, *sock, ctl.Handlers{Status: m.Status, Rekey: m.Rekey}) }()
+	go func() { errc <- ctl.Serve(ctx, ctlLn, ctl.Handlers{Status: m.Status, Rekey: m.Rekey}) }()
 	if *sshAddr != "" {
 		ln, err := net.Listen("tcp", *sshAddr)
 		if err != nil {
@@ -77,7 +83,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 		}
 		sessions := &access.Sessions{}
-		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List}
+		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, FileDir: filepath.Join(dir, "files")}
 		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}

@@ -586,3 +586,31 @@ func TestConfigCheckCommand(t *testing.T) {
 		t.Fatalf("good config: %v %s", err, out.String())
 	}
 }
+
+// A second daemon on a socket a live daemon answers on is refused before
+// it touches a port, and `show` keeps talking to the first; without a
+// daemon, show says so in plain words.
+func TestSecondDaemonRefusesALiveSocket(t *testing.T) {
+	needTools(t, "ip", "ping", "ethtool")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	cfg := tp.config("a", tp.keyB, nil)
+	tp.start("a", cfg)
+	empty := filepath.Join(tp.dir, "empty.json")
+	os.WriteFile(empty, []byte(`{"system": {"hostname": "second"}}`), 0o600)
+	out, err := exec.Command(secwireBinary(t), "daemon", "--config", empty, "--socket", tp.socket("a"),
+		"--state", filepath.Join(tp.dir, "state-2")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another secwire daemon is running on management socket "+tp.socket("a")) ||
+		!strings.Contains(string(out), "--socket PATH and --state DIR") {
+		t.Fatalf("second daemon: %v\n%s", err, out)
+	}
+	show, err := exec.Command(secwireBinary(t), "show", "interfaces", "--socket", tp.socket("a")).CombinedOutput()
+	if err != nil || !strings.Contains(string(show), "link0") {
+		t.Fatalf("show after the refused second daemon: %v\n%s", err, show)
+	}
+	tp.stop("a")
+	show, err = exec.Command(secwireBinary(t), "show", "mka", "--socket", tp.socket("a")).CombinedOutput()
+	if err == nil || !strings.Contains(string(show), "no secwire daemon is running: "+tp.socket("a")+" does not exist") ||
+		strings.Contains(string(show), "dial unix") || strings.Contains(string(show), "http://") {
+		t.Fatalf("show without a daemon: %v\n%s", err, show)
+	}
+}

@@ -295,3 +295,35 @@ func TestCommitKeepsKeyFilePaths(t *testing.T) {
 		tp.stop("a")
 	}
 }
+
+// startWithSSH runs side's daemon from a copy of the config at cfg with
+// users added, in its own directory, with SSH on the namespace's loopback.
+func (tp *topo) startWithSSH(side, cfg string, users []config.User) string {
+	tp.t.Helper()
+	var c config.Config
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		tp.t.Fatal(err)
+	}
+	json.Unmarshal(b, &c)
+	c.System.Users = users
+	b, _ = json.Marshal(c)
+	dir := filepath.Join(tp.dir, side+"-cfg")
+	os.MkdirAll(dir, 0o700)
+	p := filepath.Join(dir, "secwire.json")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		tp.t.Fatal(err)
+	}
+	tp.startArgs(side, p, "--ssh", "127.0.0.1:2222")
+	return p
+}
+
+// carrierChanges is how often a port's carrier went up or down.
+func carrierChanges(t *testing.T, ns *netns.NS, port string) string {
+	t.Helper()
+	out, err := ns.Command("cat", "/sys/class/net/"+port+"/carrier_changes").CombinedOutput()
+	if err != nil {
+		t.Fatalf("carrier_changes of %s: %v %s", port, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -355,6 +355,13 @@ func (m *Manager) Rekey(link string) error {
 	return m.sup.Rekey(link)
 }
 
+// Monitor prepares a capture on port (see supervisor.Monitor).
+func (m *Manager) Monitor(port string) (release func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sup.Monitor(port)
+}
+
 // ClearCounters makes the counters count from now.
 func (m *Manager) ClearCounters() {
 	m.mu.Lock()

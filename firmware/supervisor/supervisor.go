@@ -515,5 +515,21 @@ func (s *Supervisor) Rekey(name string) error {
 	return fmt.Errorf("%w: %s", ErrNoLink, name)
 }
 
+// Monitor prepares a capture on port: the software datapath sends its
+// frames past the capture taps until release is called, so a capture sees
+// both directions. Other datapaths (and ports of no link) need nothing.
+func (s *Supervisor) Monitor(port string) (release func()) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	for _, l := range s.links {
+		if (l.cfg.Plain == port || l.cfg.Line == port) && l.engine != nil {
+			e := l.engine
+			e.Visible(true)
+			return func() { e.Visible(false) }
+		}
+	}
+	return func() {}
+}
+
 // ErrNoLink is returned by lookups of unknown links.
 var ErrNoLink = errors.New("no such link")

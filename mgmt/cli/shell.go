@@ -38,6 +38,9 @@ type Env struct {
 	Sessions func() []string
 	Reboot   func() error
 	Zeroize  func() error
+	// FileDir is where commands write files (captures, key exports);
+	// "" when the box keeps none.
+	FileDir string
 	// Minute is how long a minute of `commit confirmed N` lasts (tests).
 	Minute time.Duration
 }
@@ -209,6 +212,10 @@ func (sh *Shell) opCommands() []*cmd {
 		}},
 		{name: "configure", help: "Enter configuration mode (a private candidate)", admin: true, run: (*Shell).configure},
 		{name: "exit", help: "Log out", run: (*Shell).logout},
+		{name: "monitor", help: "Watch frames on a port", admin: true, sub: []*cmd{
+			{name: "traffic", help: "Capture a port's frames, both directions (Junos monitor traffic)",
+				arg: "interface <port> [count N] [seconds N] [write-file NAME]", words: monitorWords, run: (*Shell).monitor},
+		}},
 		{name: "ping", help: "Ping a host on a link's plaintext side (ARP and ICMP from a test source address)",
 			arg: "<address> link <link> source <address> [count N]", run: (*Shell).ping},
 		{name: "quit", help: "Log out", run: (*Shell).logout},
