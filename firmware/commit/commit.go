@@ -166,7 +166,7 @@ type Who struct{ User, From string }
 type Result struct {
 	// Changes say what the commit did to each link (restarted, changed in
 	// place, started, stopped); links it did not touch are not listed.
-	Changes []supervisor.Change
+	Changes   []supervisor.Change
 	Confirm   time.Time // commit confirmed: rolled back at this time unless confirmed
 	Confirmed bool      // this commit confirmed an earlier commit confirmed
 }
