@@ -159,8 +159,9 @@ func (m *Manager) record(who Who, event string, details ...string) {
 	}
 }
 
-// Who is the author of a change, for the audit log.
-type Who struct{ User, From string }
+// Who is the author of a change, for the audit log and the commit list;
+// Comment is their note on a commit (commit comment "...").
+type Who struct{ User, From, Comment string }
 
 // Result says what a commit did.
 type Result struct {
@@ -190,7 +191,8 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 		return r, err
 	}
 	r.Changes = done
-	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), m.opts.Now()); err != nil {
+	meta := store.Meta{Time: m.opts.Now(), User: who.User, From: who.From, Comment: who.Comment}
+	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), meta); err != nil {
 		m.apply(prev)
 		return r, fmt.Errorf("storing the config failed, the previous config is running again: %w", err)
 	}
@@ -209,6 +211,9 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 		p.stop = m.opts.AfterFunc(confirm, func() { m.expire(p) })
 		m.pending = p
 	}
+	if who.Comment != "" {
+		what += fmt.Sprintf(" comment %q", who.Comment)
+	}
 	m.record(who, what, changes...)
 	m.opts.OnChange(m.running.Clone())
 	return r, nil
@@ -226,7 +231,8 @@ func (m *Manager) expire(p *pendingConfirm) {
 		m.opts.Log.Error("commit confirmed expired, but the previous config does not start again", "err", err)
 	}
 	now := m.opts.Now()
-	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), now); err != nil {
+	meta := store.Meta{Time: now, User: "system", Comment: "commit confirmed by " + p.who.User + " expired: rolled back"}
+	if err := m.history.Save(m.running.Sealed(m.sealer).Marshal(), meta); err != nil {
 		m.opts.Log.Error("commit confirmed expired: storing the previous config failed", "err", err)
 	}
 	m.expiry = &Expiry{Who: p.who, At: now, RolledBack: p.committed, Restored: m.running.Clone()}

@@ -21,6 +21,7 @@ import (
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/ping"
@@ -267,17 +268,25 @@ func (sh *Shell) configCommands() []*cmd {
 	rollbacks := func(sh *Shell, _ []token) []cand {
 		var c []cand
 		for _, e := range sh.env.Manager.History() {
-			c = append(c, cand{strconv.Itoa(e.N), e.Time.Format(time.DateTime)})
+			help := e.Time.Format(time.DateTime) + " " + commitAuthor(e)
+			if e.Comment != "" {
+				help += ": " + e.Comment
+			}
+			c = append(c, cand{strconv.Itoa(e.N), help})
 		}
 		return c
 	}
 	return []*cmd{
-		{name: "commit", help: "Validate and apply the candidate", arg: "[check | confirmed [minutes] | and-quit]",
+		{name: "commit", help: "Validate and apply the candidate", arg: "[check | confirmed [minutes] | and-quit] [comment \"text\"]",
 			words: func(_ *Shell, args []token) []cand {
-				if len(args) == 1 && args[0].s == "confirmed" {
-					return []cand{{"<minutes>", "Roll back after this many minutes unless confirmed (default 10)"}}
+				if len(args) > 0 && args[len(args)-1].s == "comment" {
+					return []cand{{"<text>", "Why, for the commit list (quote it)"}}
 				}
-				return []cand{{"check", "Validate only"}, {"confirmed", "Roll back automatically unless confirmed by another commit"}, {"and-quit", "Commit, then leave configuration mode"}}
+				if len(args) == 1 && args[0].s == "confirmed" {
+					return []cand{{"<minutes>", "Roll back after this many minutes unless confirmed (default 10)"}, {"comment", "Note why, for the commit list"}}
+				}
+				return []cand{{"check", "Validate only"}, {"confirmed", "Roll back automatically unless confirmed by another commit"},
+					{"and-quit", "Commit, then leave configuration mode"}, {"comment", "Note why, for the commit list"}}
 			},
 			run: (*Shell).commit},
 		{name: "compare", help: "Show the candidate's differences from the running config", arg: "[rollback N]", run: (*Shell).compare},
@@ -463,6 +472,16 @@ func (sh *Shell) rollback(args []token, _ int) error {
 func (sh *Shell) commit(args []token, end int) error {
 	var confirm time.Duration
 	check, quit := false, false
+	comment := ""
+	for i, a := range args {
+		if len(a.s) >= 4 && strings.HasPrefix("comment", a.s) {
+			if i != len(args)-2 {
+				return &posError{end, "comment takes one text, last on the line: commit comment \"why\""}
+			}
+			comment, args = args[i+1].s, args[:i]
+			break
+		}
+	}
 	switch {
 	case len(args) == 0:
 	case strings.HasPrefix("check", args[0].s) && len(args) == 1:
@@ -513,7 +532,7 @@ func (sh *Shell) commit(args []token, end int) error {
 		sh.printf("commit complete (no changes)\n")
 		return sh.afterCommit(quit)
 	}
-	r, err := sh.env.Manager.Commit(sh.cand, commit.Who{User: sh.sess.User, From: sh.sess.From}, changes, confirm)
+	r, err := sh.env.Manager.Commit(sh.cand, commit.Who{User: sh.sess.User, From: sh.sess.From, Comment: comment}, changes, confirm)
 	if err != nil {
 		return fmt.Errorf("commit failed: %w", err)
 	}
@@ -623,9 +642,23 @@ func (sh *Shell) showSystem(_ []token, _ int) error {
 	}
 	sh.printf("Commits kept for rollback:\n")
 	for _, e := range sh.env.Manager.History() {
-		sh.printf("  %2d  %s\n", e.N, e.Time.Format(time.DateTime))
+		sh.printf("  %2d  %s %s\n", e.N, e.Time.Format(time.DateTime), commitAuthor(e))
+		if e.Comment != "" {
+			sh.printf("      %s\n", e.Comment)
+		}
 	}
 	return nil
+}
+
+// commitAuthor says who made a stored commit and from where.
+func commitAuthor(e store.Entry) string {
+	switch {
+	case e.User == "":
+		return "(not committed from the CLI)"
+	case e.From == "":
+		return "by " + e.User
+	}
+	return "by " + e.User + " via " + e.From
 }
 
 func (sh *Shell) showInterfaces(_ []token, _ int) error {
