@@ -176,5 +176,9 @@ func requestCmd(args []string) error {
 	if err := fs.Parse(args[3:]); err != nil {
 		return fmt.Errorf("%v\n%s", err, requestUsage)
 	}
-	return ctl.Rekey(*sock, args[2])
+	if err := ctl.Rekey(*sock, args[2]); err != nil {
+		return err
+	}
+	fmt.Printf("link %s: rekey requested; the key server distributes a new SAK ('secwire show mka' shows its KN)\n", args[2])
+	return nil
 }

@@ -348,8 +348,9 @@ func (m *Manager) Status() supervisor.Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.sup.Status()
-	if h := m.running.System.Hostname; h != "" {
-		st.Hostname = h
+	st.Hostname = m.running.System.Hostname
+	if st.Hostname == "" {
+		st.Hostname = "secwire" // as the prompt says
 	}
 	return st
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
@@ -39,6 +41,9 @@ type Env struct {
 	Sessions func() []string
 	Reboot   func() error
 	Zeroize  func() error
+	// Uptime is the system's uptime for show system; nil reads it from
+	// the kernel (tests pin it).
+	Uptime func() time.Duration
 	// FileDir is where commands write files (captures, key exports);
 	// "" when the box keeps none.
 	FileDir string
@@ -73,13 +78,27 @@ func New(env *Env, sess Session) *Shell {
 	return &Shell{env: env, sess: sess, out: sess.Out}
 }
 
+// hostname is the configured host name, else "secwire".
+func (sh *Shell) hostname() string {
+	if h := sh.env.Manager.Running().System.Hostname; h != "" {
+		return h
+	}
+	return "secwire"
+}
+
+// systemUptime is how long the system has run (not the links).
+func systemUptime() time.Duration {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return time.Duration(si.Uptime) * time.Second
+}
+
 // Prompt is the prompt for the next line: user@host> in operational mode,
 // user@host# in configuration mode.
 func (sh *Shell) Prompt() string {
-	host := sh.env.Manager.Running().System.Hostname
-	if host == "" {
-		host = "secwire"
-	}
+	host := sh.hostname()
 	if sh.cand != nil {
 		return sh.sess.User + "@" + host + "# "
 	}
@@ -630,8 +649,11 @@ func (sh *Shell) showLog(args []token, _ int) error {
 }
 
 func (sh *Shell) showSystem(_ []token, _ int) error {
-	st := sh.env.Manager.Status()
-	sh.printf("Hostname: %s\nUptime: %s\n", st.Hostname, st.Uptime)
+	up := sh.env.Uptime
+	if up == nil {
+		up = systemUptime
+	}
+	sh.printf("Hostname: %s\nUptime: %s\n", sh.hostname(), up().Round(time.Second))
 	if sh.env.Info != nil {
 		for _, l := range sh.env.Info() {
 			sh.printf("%s\n", l)
@@ -641,6 +663,9 @@ func (sh *Shell) showSystem(_ []token, _ int) error {
 		sh.printf("Commit confirmed pending: rolls back at %s unless confirmed\n", d.Format(time.TimeOnly))
 	}
 	sh.printf("Commits kept for rollback:\n")
+	if len(sh.env.Manager.History()) == 0 {
+		sh.printf("  (none yet)\n")
+	}
 	for _, e := range sh.env.Manager.History() {
 		sh.printf("  %2d  %s %s\n", e.N, e.Time.Format(time.DateTime), commitAuthor(e))
 		if e.Comment != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,7 +72,7 @@ func newHarness(t *testing.T, now time.Time) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	h.env = &Env{Manager: m, Audit: audit}
+	h.env = &Env{Manager: m, Audit: audit, Uptime: func() time.Duration { return 42 * time.Minute }}
 	h.login("admin", "admin")
 	return h
 }
@@ -100,9 +101,12 @@ func needPorts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create veth pairs (make test runs as root in CI)")
 	}
-	for _, p := range []string{"swt-p0", "swt-l0"} {
+	// Fixed MACs (no three decimal octets in a row, which the time mask
+	// would take for a time) keep show interfaces the same every run.
+	for i, p := range []string{"swt-p0", "swt-l0"} {
 		exec.Command("ip", "link", "del", p).Run()
-		if out, err := exec.Command("ip", "link", "add", p, "type", "veth", "peer", "name", p+"x").CombinedOutput(); err != nil {
+		if out, err := exec.Command("ip", "link", "add", p, "address", fmt.Sprintf("02:5e:0a:0b:0c:%02x", i),
+			"type", "veth", "peer", "name", p+"x").CombinedOutput(); err != nil {
 			t.Fatalf("ip link add %s: %v: %s", p, err, out)
 		}
 		exec.Command("ip", "link", "set", p+"x", "up").Run()
