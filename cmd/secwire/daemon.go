@@ -15,6 +15,7 @@ import (
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/ctl"
+	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
@@ -45,14 +46,22 @@ func daemonCmd(ctx context.Context, args []string) error {
 	state := fs.String("state", "/var/lib/secwire", "state directory (transmit PN ceilings)")
 	sshAddr := fs.String("ssh", "", "SSH listen address")
 	hostKey := fs.String("host-key", "", "SSH host key file")
-	if err := fs.Parse(args); err != nil || *file == "" || fs.NArg() != 0 {
-		return errors.New(daemonUsage)
+	if err := parseFlags(fs, args, daemonUsage); err != nil {
+		return err
+	}
+	if *file == "" {
+		return errors.New("give the config file: --config FILE\n" + shortUsage(daemonUsage))
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected %q\n%s", fs.Arg(0), shortUsage(daemonUsage))
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	// The log goes to standard error and, for 'show log' over SSH, to a ring.
+	ring := &logring.Ring{Max: 1000}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, ring), &slog.HandlerOptions{Level: lv}))
 	if _, err := config.Load(*file); err != nil {
 		return err
 	}
@@ -83,7 +92,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 		}
 		sessions := &access.Sessions{}
-		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, FileDir: filepath.Join(dir, "files")}
+		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, Log: ring.Tail, FileDir: filepath.Join(dir, "files")}
 		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}
@@ -137,15 +146,15 @@ func showCmd(args []string, w io.Writer) error {
 			}
 		}
 		if view == nil {
-			return fmt.Errorf("show %q: unknown; want interfaces, macsec, mka or counters", args[0])
+			return fmt.Errorf("show %q: unknown; want interfaces, macsec, mka or counters\n%s", args[0], showUsage)
 		}
 	}
 	fs := flag.NewFlagSet("show", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%v\n%s", err, showUsage)
+	if err := parseFlags(fs, args[1:], showUsage); err != nil {
+		return err
 	}
 	st, err := ctl.Status(*sock)
 	if err != nil {
@@ -173,8 +182,8 @@ func requestCmd(args []string) error {
 	fs := flag.NewFlagSet("request", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
-	if err := fs.Parse(args[3:]); err != nil {
-		return fmt.Errorf("%v\n%s", err, requestUsage)
+	if err := parseFlags(fs, args[3:], requestUsage); err != nil {
+		return err
 	}
 	if err := ctl.Rekey(*sock, args[2]); err != nil {
 		return err

@@ -36,7 +36,13 @@ func parseFlags(fs *flag.FlagSet, args []string, usage string) error {
 	case errors.Is(err, flag.ErrHelp):
 		return helpRequested{usage}
 	}
-	return fmt.Errorf("%s\n%s", flagMsg(err), usage)
+	return fmt.Errorf("%s\n%s", flagMsg(err), shortUsage(usage))
+}
+
+// shortUsage is a usage's synopsis, without the explanation after it.
+func shortUsage(usage string) string {
+	syn, _, _ := strings.Cut(usage, "\n\n")
+	return syn + "\n(--help explains more)"
 }
 
 var (

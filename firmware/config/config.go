@@ -9,9 +9,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -123,18 +125,23 @@ func (es Errors) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Parse decodes a config; unknown fields are errors (a typo must not
-// silently fall back to a default).
+// Parse decodes a config. Unknown fields and values of the wrong kind
+// are Errors with their paths (a typo must not silently fall back to a
+// default); the config comes back with the rest decoded, so that Load can
+// report them together with every other problem.
 func Parse(b []byte) (*Config, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	var c Config
-	if err := d.Decode(&c); err != nil {
+	var raw any
+	if err := json.Unmarshal(b, &raw); err != nil {
 		if se, ok := err.(*json.SyntaxError); ok {
 			line := bytes.Count(b[:se.Offset], []byte("\n")) + 1
 			return nil, fmt.Errorf("line %d: %v", line, err)
 		}
 		return nil, err
+	}
+	var c Config
+	_ = json.Unmarshal(b, &c) // wrong kinds are left at their defaults and reported below
+	if errs := fieldErrors(raw, reflect.TypeOf(c), ""); len(errs) > 0 {
+		return &c, errs
 	}
 	return &c, nil
 }
@@ -147,7 +154,8 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	c, err := Parse(b)
-	if err != nil {
+	var fieldErrs Errors
+	if !errors.As(err, &fieldErrs) && err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.SetKeyDir(filepath.Dir(path))
@@ -160,7 +168,7 @@ func Load(path string) (*Config, error) {
 			return nil, err
 		}
 	}
-	if errs := c.Check(); len(errs) > 0 {
+	if errs := append(fieldErrs, c.Check()...); len(errs) > 0 {
 		return nil, errs
 	}
 	return c, nil

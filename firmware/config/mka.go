@@ -140,7 +140,7 @@ func checkMKA(m *MKA, dir, p string, add func(string, string, ...any)) {
 				if e.CAKFile != "" {
 					field = ".cak_file"
 				}
-				add(ep+field, "%v (a CAK is 16 or 32 octets: 32 or 64 hex digits)", err)
+				add(ep+field, "%v", err) // the key's own error says what a CAK is
 			}
 			k.Wipe()
 		}

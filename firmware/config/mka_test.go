@@ -50,7 +50,7 @@ func TestCheckMKAErrors(t *testing.T) {
 	all := c.Check().Error()
 	for _, w := range []string{
 		"links[0].mka.key_chain[0].ckn: not hex",
-		"links[0].mka.key_chain[0].cak: key is 2 bytes",
+		"links[0].mka.key_chain[0].cak: key is 2 octets (4 hex digits): want 16 or 32 octets (32 or 64 hex digits)",
 		"links[0].mka.key_chain[1].end: 2026-12-01T00:00:00Z is not after start",
 		"links[0].mka.key_chain[2].ckn: same CKN as key_chain[1]",
 		"links[0].mka.key_chain[2].cak: key is not hex",

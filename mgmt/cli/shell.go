@@ -7,6 +7,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -117,7 +118,20 @@ func (sh *Shell) printf(f string, a ...any) { fmt.Fprintf(sh.out, f, a...) }
 // about a word is shown with a caret under it.
 func (sh *Shell) Exec(lineText string) {
 	prompt := len(sh.Prompt())
-	err := sh.exec(lineText)
+	cmdText, pipeText, at := splitPipe(lineText)
+	var err error
+	if at >= 0 {
+		var fs []lineFilter
+		if fs, err = parsePipes(pipeText, at+1); err == nil {
+			var buf bytes.Buffer
+			sh.out = &buf
+			err = sh.exec(cmdText)
+			sh.out = sh.sess.Out
+			sh.out.Write(applyPipes(buf.Bytes(), fs))
+		}
+	} else {
+		err = sh.exec(cmdText)
+	}
 	if err == nil {
 		return
 	}
@@ -574,7 +588,7 @@ func sameConfig(a, b *config.Config) bool { return len(diff(flatten(a), flatten(
 // Watch prints the notices every session should see at once (an
 // automatic rollback) as they happen, until stop.
 func (sh *Shell) Watch() (stop func()) {
-	return sh.env.Manager.Watch(func(msg string) { sh.printf("\n[%s]\n", msg) })
+	return sh.env.Manager.Watch(func(msg string) { fmt.Fprintf(sh.sess.Out, "\n[%s]\n", msg) })
 }
 
 func (sh *Shell) afterCommit(quit bool) error {
