@@ -18,11 +18,22 @@ type MKA struct {
 	// Priority is the key server priority, 0..255 (lower wins; 255
 	// never serves keys). Default 16.
 	Priority *int `json:"priority,omitempty"`
+	// Fallback is a CKN/CAK used only while no key chain CA can secure
+	// the link (Junos fallback-key): a rotation botched at one end then
+	// keeps the link up on the fallback CA instead of black-holing it.
+	// It is never preferred while a key chain CA has a live peer.
+	Fallback *FallbackKey `json:"fallback_key,omitempty"`
 	// Destination is the MKPDU destination address, default
 	// 01:80:c2:00:00:03. Some provider circuits filter that group
 	// address; 01:80:c2:00:00:00, 01:80:c2:00:00:0e, broadcast or a
-	// unicast address get through them.
+	// unicast address get through them. "auto" tries the standard group
+	// addresses and broadcast in turn until a peer answers, then keeps
+	// that one.
 	Destination string `json:"eapol_destination,omitempty"`
+	// TransmitInterval is the MKA hello time (Junos transmit-interval),
+	// 500ms..6s, default 2s; the life time is three of them. Both ends
+	// should use the same.
+	TransmitInterval string `json:"transmit_interval,omitempty"`
 	// RekeyInterval is a Go duration ("1h"); empty or "0" means no
 	// periodic rekey (the key server still rekeys on PN exhaustion and
 	// peer changes).
@@ -42,6 +53,17 @@ type CAKEntry struct {
 	End     string `json:"end,omitempty"`   // RFC 3339; empty: never expires
 }
 
+// FallbackKey is the fallback CKN and CAK.
+type FallbackKey struct {
+	CKN     string `json:"ckn"` // hex, 1..32 octets
+	CAK     string `json:"cak,omitempty"`
+	CAKFile string `json:"cak_file,omitempty"`
+}
+
+// DestinationAuto is the eapol_destination that searches for an address
+// the circuit passes.
+const DestinationAuto = "auto"
+
 // DefaultMKAPriority is the key server priority when none is configured.
 const DefaultMKAPriority = 16
 
@@ -54,10 +76,48 @@ func (m *MKA) KeyServerPriority() uint8 {
 }
 
 // DestinationAddress is the configured MKPDU destination, nil for MKA's
-// default.
+// default (and for auto, which starts there).
 func (m *MKA) DestinationAddress() net.HardwareAddr {
 	a, _ := net.ParseMAC(m.Destination)
 	return a
+}
+
+// AutoDestination reports whether eapol_destination is auto.
+func (m *MKA) AutoDestination() bool { return m.Destination == DestinationAuto }
+
+// Hello is the MKA hello time, 0 for the default.
+func (m *MKA) Hello() time.Duration {
+	d, _ := parseHello(m.TransmitInterval)
+	return d
+}
+
+// Hello time bounds (Junos transmit-interval allows the same).
+const (
+	MinTransmitInterval = 500 * time.Millisecond
+	MaxTransmitInterval = 6 * time.Second
+)
+
+func parseHello(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < MinTransmitInterval || d > MaxTransmitInterval {
+		return 0, fmt.Errorf("%q: want %s to %s, such as 2s (the default) or 500ms", s, MinTransmitInterval, MaxTransmitInterval)
+	}
+	return d, nil
+}
+
+// LoadCAK returns the fallback CAK; a relative cak_file is read from dir
+// (Config.KeyDir). Errors never contain it.
+func (f *FallbackKey) LoadCAK(dir string) (macsec.Key, error) {
+	return loadKey(f.CAK, keyPath(dir, f.CAKFile), 16, 32)
+}
+
+// CKNBytes is the decoded CKN.
+func (f *FallbackKey) CKNBytes() []byte {
+	b, _ := hex.DecodeString(f.CKN)
+	return b
 }
 
 // Interval is the periodic rekey interval, 0 for none.
@@ -115,35 +175,13 @@ func checkMKA(m *MKA, dir, p string, add func(string, string, ...any)) {
 	for i := range m.KeyChain {
 		e := &m.KeyChain[i]
 		ep := fmt.Sprintf("%s.key_chain[%d]", p, i)
-		switch b, err := hex.DecodeString(e.CKN); {
-		case e.CKN == "":
-			add(ep+".ckn", "missing: 2 to 64 hex digits")
-		case err != nil:
-			add(ep+".ckn", "not hex (an even number of digits 0-9, a-f; %d characters given)", len(e.CKN))
-		case len(b) > 32:
-			add(ep+".ckn", "%d octets: at most 32 (64 hex digits)", len(b))
-		default:
+		if checkCKN(e.CKN, ep+".ckn", add) {
 			if j, dup := seen[e.CKN]; dup {
 				add(ep+".ckn", "same CKN as key_chain[%d]", j)
 			}
 			seen[e.CKN] = i
 		}
-		switch {
-		case e.CAK != "" && e.CAKFile != "":
-			add(ep, "give cak or cak_file, not both")
-		case e.CAK == "" && e.CAKFile == "":
-			add(ep+".cak", "missing: 32 or 64 hex digits (or cak_file)")
-		default:
-			k, err := e.LoadCAK(dir)
-			if err != nil {
-				field := ".cak"
-				if e.CAKFile != "" {
-					field = ".cak_file"
-				}
-				add(ep+field, "%v", err) // the key's own error says what a CAK is
-			}
-			k.Wipe()
-		}
+		checkCAK(e.CAK, e.CAKFile, func() (macsec.Key, error) { return e.LoadCAK(dir) }, ep, add)
 		start, errS := parseTime(e.Start)
 		end, errE := parseTime(e.End)
 		if errS != nil {
@@ -159,12 +197,57 @@ func checkMKA(m *MKA, dir, p string, add func(string, string, ...any)) {
 	if m.Priority != nil && (*m.Priority < 0 || *m.Priority > 255) {
 		add(p+".priority", "%d: want 0..255 (lower wins; 255 never serves keys)", *m.Priority)
 	}
-	if m.Destination != "" {
+	if m.Destination != "" && m.Destination != DestinationAuto {
 		if a, err := net.ParseMAC(m.Destination); err != nil || len(a) != 6 {
-			add(p+".eapol_destination", "%q: want a MAC address such as 01:80:c2:00:00:03", m.Destination)
+			add(p+".eapol_destination", "%q: want a MAC address such as 01:80:c2:00:00:03, or auto", m.Destination)
 		}
+	}
+	if _, err := parseHello(m.TransmitInterval); err != nil {
+		add(p+".transmit_interval", "%v", err)
+	}
+	if f := m.Fallback; f != nil {
+		fp := p + ".fallback_key"
+		checkCKN(f.CKN, fp+".ckn", add)
+		if j, dup := seen[f.CKN]; dup && f.CKN != "" {
+			add(fp+".ckn", "same CKN as key_chain[%d]: the fallback key needs its own CKN", j)
+		}
+		checkCAK(f.CAK, f.CAKFile, func() (macsec.Key, error) { return f.LoadCAK(dir) }, fp, add)
 	}
 	if _, err := parseInterval(m.RekeyInterval); err != nil {
 		add(p+".rekey_interval", "%v", err)
+	}
+}
+
+// checkCKN reports whether ckn is a valid CKN.
+func checkCKN(ckn, path string, add func(string, string, ...any)) bool {
+	switch b, err := hex.DecodeString(ckn); {
+	case ckn == "":
+		add(path, "missing: 2 to 64 hex digits")
+	case err != nil:
+		add(path, "not hex (an even number of digits 0-9, a-f; %d characters given)", len(ckn))
+	case len(b) > 32:
+		add(path, "%d octets: at most 32 (64 hex digits)", len(b))
+	default:
+		return true
+	}
+	return false
+}
+
+func checkCAK(cak, file string, load func() (macsec.Key, error), path string, add func(string, string, ...any)) {
+	switch {
+	case cak != "" && file != "":
+		add(path, "give cak or cak_file, not both")
+	case cak == "" && file == "":
+		add(path+".cak", "missing: 32 or 64 hex digits (or cak_file)")
+	default:
+		k, err := load()
+		if err != nil {
+			field := ".cak"
+			if file != "" {
+				field = ".cak_file"
+			}
+			add(path+field, "%v", err) // the key's own error says what a CAK is
+		}
+		k.Wipe()
 	}
 }

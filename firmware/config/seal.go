@@ -101,6 +101,9 @@ func (c *Config) secrets(f func(path string, v *string)) {
 			for j := range m.KeyChain {
 				f(fmt.Sprintf("links[%d].mka.key_chain[%d].cak", i, j), &m.KeyChain[j].CAK)
 			}
+			if fb := m.Fallback; fb != nil {
+				f(fmt.Sprintf("links[%d].mka.fallback_key.cak", i), &fb.CAK)
+			}
 		}
 		if s := l.Static; s != nil {
 			f(fmt.Sprintf("links[%d].static_keys.tx.key", i), &s.TX.Key)

@@ -25,7 +25,7 @@ type end struct {
 	// cut drops everything this end sends.
 	cut atomic.Bool
 	// tamper, when set, rewrites what this end sends.
-	tamper func([]byte) []byte
+	tamper atomic.Pointer[func([]byte) []byte]
 }
 
 type pairOpts struct {
@@ -82,8 +82,8 @@ func newPair(t *testing.T, o pairOpts) (a, b *end) {
 				if me.cut.Load() {
 					return nil
 				}
-				if me.tamper != nil {
-					f = me.tamper(append([]byte(nil), f...))
+				if tp := me.tamper.Load(); tp != nil {
+					f = (*tp)(append([]byte(nil), f...))
 				}
 				peer.kay.Receive(append([]byte(nil), f...))
 				return nil
@@ -160,8 +160,8 @@ func TestCASecuresEverySuite(t *testing.T) {
 			if got := b.kay.Status().CAs[0].KeyServer; got != macsec.MakeSCI(a.mac, 1).String() {
 				t.Errorf("B sees key server %q", got)
 			}
-			if suite.XPN() && st.CAs[0].Live[0].SSCI != 2 {
-				t.Errorf("peer SSCI %d, want 2 (higher SCI)", st.CAs[0].Live[0].SSCI)
+			if suite.XPN() && st.CAs[0].Live[0].SSCI != 1 {
+				t.Errorf("peer SSCI %d, want 1 (the greater SCI gets 1)", st.CAs[0].Live[0].SSCI)
 			}
 		})
 	}
@@ -272,7 +272,8 @@ func TestHostileMKPDUs(t *testing.T) {
 	a, b := newPair(t, pairOpts{prioA: 1, prioB: 2, keysA: []CAK{cak}, keysB: []CAK{cak}})
 	var mu sync.Mutex
 	var last []byte
-	b.tamper = func(f []byte) []byte { mu.Lock(); last = append([]byte(nil), f...); mu.Unlock(); return f }
+	capture := func(f []byte) []byte { mu.Lock(); last = append([]byte(nil), f...); mu.Unlock(); return f }
+	b.tamper.Store(&capture)
 	waitFor(t, "CA secured", 10*time.Second, func() bool { return a.kay.Secured() && b.kay.Secured() })
 	mu.Lock()
 	replay := last

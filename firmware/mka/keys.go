@@ -1,8 +1,8 @@
-// Package mka is MACsec Key Agreement (IEEE 802.1X-2020 clause 9) with
-// pre-shared CAKs. This file holds its cryptography: AES-CMAC (RFC 4493),
-// the 802.1X key derivation function, the KEK/ICK/SAK derivations, the
-// MKPDU ICV and AES Key Wrap (RFC 3394) for distributing SAKs.
 package mka
+
+// The cryptography of MKA: AES-CMAC (RFC 4493), the 802.1X key derivation
+// function, the KEK/ICK/SAK derivations, the MKPDU ICV and AES Key Wrap
+// (RFC 3394) for distributing SAKs.
 
 import (
 	"crypto/aes"

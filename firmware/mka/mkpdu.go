@@ -142,6 +142,15 @@ const (
 	ReasonSuite        Reason = "cipher-suite-mismatch"
 	ReasonNotKeyServer Reason = "sak-from-non-key-server"
 	ReasonQueueFull    Reason = "receive-queue-full"
+	// ReasonPeerTableFull: a new MI while a participant already has
+	// maxPeers peers (replayed or flooded MKPDUs).
+	ReasonPeerTableFull Reason = "peer-table-full"
+	// ReasonNotMember: a SAK distributed to a Live Peer List without our
+	// MI; it is for members that joined before us.
+	ReasonNotMember Reason = "sak-for-other-members"
+	// ReasonBadSSCI: an XPN SAK whose SSCIs cannot be read from the key
+	// server's MKPDU.
+	ReasonBadSSCI Reason = "bad-ssci"
 )
 
 // DecodeError is a malformed MKPDU.
@@ -158,6 +167,7 @@ func derr(r Reason, f string, a ...any) *DecodeError {
 
 // Frame is a received MKPDU with the parts its ICV check needs.
 type Frame struct {
+	Dst    net.HardwareAddr
 	Src    net.HardwareAddr
 	PDU    *MKPDU
 	signed []byte // destination address .. last octet before the ICV
@@ -206,6 +216,7 @@ func Decode(frame []byte) (*Frame, error) {
 		return nil, err
 	}
 	return &Frame{
+		Dst:    net.HardwareAddr(append([]byte(nil), frame[0:6]...)),
 		Src:    net.HardwareAddr(append([]byte(nil), frame[6:12]...)),
 		PDU:    pdu,
 		signed: frame[:off+icvAt],

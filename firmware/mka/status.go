@@ -3,28 +3,39 @@ package mka
 import (
 	"fmt"
 	"time"
+
+	"github.com/secwire/secwire/offload/macsec"
 )
 
 // Status is what `show mka` prints: one link's CAs, their peers and keys,
 // and why MKPDUs were dropped. It holds no key material: SAKs appear as
 // fingerprints only.
 type Status struct {
-	SCI       string     `json:"sci"`
-	Priority  uint8      `json:"priority"`
-	Cipher    string     `json:"cipher_suite"`
-	Offset    int        `json:"confidentiality_offset"`
-	CAs       []CAStatus `json:"cas"`
-	Latest    *KeyStatus `json:"latest_key,omitempty"`
-	Old       *KeyStatus `json:"old_key,omitempty"`
-	NextRekey string     `json:"next_rekey"`
-	Counters  Counters   `json:"counters"`
-	Drops     []Drop     `json:"drops"`
+	SCI      string `json:"sci"`
+	Priority uint8  `json:"priority"`
+	Cipher   string `json:"cipher_suite"`
+	Offset   int    `json:"confidentiality_offset"`
+	// Secured: the principal CA transmits with a SAK. Diagnosis names the
+	// most likely reason when it does not.
+	Secured     bool       `json:"secured"`
+	Diagnosis   string     `json:"diagnosis,omitempty"`
+	Destination string     `json:"eapol_destination"`
+	AutoDest    bool       `json:"eapol_destination_auto,omitempty"`
+	Hello       string     `json:"hello_time"`
+	CPState     string     `json:"controlled_port"`
+	CAs         []CAStatus `json:"cas"`
+	Latest      *KeyStatus `json:"latest_key,omitempty"`
+	Old         *KeyStatus `json:"old_key,omitempty"`
+	NextRekey   string     `json:"next_rekey"`
+	Counters    Counters   `json:"counters"`
+	Drops       []Drop     `json:"drops"`
 }
 
 // CAStatus is one participant: one CAK of the key chain.
 type CAStatus struct {
 	CKN       string       `json:"ckn"`
-	Principal bool         `json:"principal"` // the CA whose SAKs the SecY uses
+	Fallback  bool         `json:"fallback,omitempty"` // the fallback CAK
+	Principal bool         `json:"principal"`          // the CA whose SAKs the SecY uses
 	Secured   bool         `json:"secured"`
 	MI        string       `json:"mi"`
 	MN        uint32       `json:"mn"`
@@ -52,6 +63,7 @@ type KeyStatus struct {
 	AN          uint8  `json:"an"`
 	SAK         string `json:"sak"` // fingerprint
 	Transmit    bool   `json:"transmit"`
+	SSCI        uint32 `json:"ssci,omitempty"` // ours, XPN only
 	NextPN      uint64 `json:"tx_next_pn"`
 	LowestPN    uint64 `json:"rx_lowest_pn"`
 	Age         string `json:"age"`
@@ -66,19 +78,22 @@ type Drop struct {
 // Reasons lists every drop reason in display order.
 var Reasons = []Reason{ReasonBadICV, ReasonUnknownCKN, ReasonStaleMN, ReasonReplayedMI, ReasonOwnMI,
 	ReasonTruncated, ReasonOversize, ReasonBadLength, ReasonBadEAPOL, ReasonBadVersion, ReasonBadAgility,
-	ReasonBadSAK, ReasonSuite, ReasonNotKeyServer, ReasonQueueFull}
+	ReasonBadSAK, ReasonSuite, ReasonNotKeyServer, ReasonNotMember, ReasonBadSSCI, ReasonPeerTableFull, ReasonQueueFull}
 
 // Status snapshots the KaY.
 func (k *KaY) Status() Status {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := k.o.Now()
-	st := Status{SCI: k.o.SCI.String(), Priority: k.o.Priority, Cipher: k.o.Suite.String(), Offset: k.o.Offset, Counters: k.stats}
+	st := Status{SCI: k.o.SCI.String(), Priority: k.o.Priority, Cipher: k.o.Suite.String(), Offset: k.o.Offset, Counters: k.stats,
+		Destination: k.dest.current().String(), AutoDest: k.o.AutoDestination, Hello: k.o.Hello.String(), CPState: k.cp.String()}
 	pr := k.principal()
+	st.Secured = pr != nil && k.latest != nil && k.latest.ca == pr && k.latest.txOn
+	st.Diagnosis = k.diagnosis(now)
 	for _, p := range k.parts {
-		ca := CAStatus{CKN: p.name, Principal: p == pr, MI: p.mi.String(), MN: p.mn,
+		ca := CAStatus{CKN: p.name, Fallback: p.fallback, Principal: p == pr, MI: p.mi.String(), MN: p.mn,
 			Live: []PeerStatus{}, Potential: []PeerStatus{}}
-		ca.Secured = ca.Principal && k.latest != nil && k.latest.ca == p.name && k.latest.txOn
+		ca.Secured = ca.Principal && st.Secured
 		if ks := k.keyServer(p); ks != nil {
 			ca.KeyServer = ks.sci.String()
 		} else if k.o.Priority != 0xFF {
@@ -95,8 +110,8 @@ func (k *KaY) Status() Status {
 		for _, pe := range p.peers {
 			ps := PeerStatus{SCI: pe.sci.String(), MI: pe.mi.String(), MN: pe.mn, Priority: pe.priority}
 			if pe.live {
-				if k.o.Suite.XPN() {
-					ps.SSCI = k.ssci(p, pe.sci)
+				if s := k.latest; s != nil && s.ca == p {
+					ps.SSCI = s.sscis[pe.mi]
 				}
 				ca.Live = append(ca.Live, ps)
 			} else {
@@ -109,11 +124,15 @@ func (k *KaY) Status() Status {
 		if s == nil {
 			return nil
 		}
-		return &KeyStatus{CKN: s.ca, KeyServerMI: s.ki.MI.String(), KN: s.ki.KN, AN: s.an, SAK: s.key.Fingerprint(),
-			Transmit: tx, NextPN: k.o.SecY.TxNextPN(s.an), LowestPN: k.lowestPN(s), Age: now.Sub(s.installed).Truncate(time.Second).String()}
+		ks := &KeyStatus{CKN: s.ca.name, KeyServerMI: s.ki.MI.String(), KN: s.ki.KN, AN: s.an, SAK: s.key.Fingerprint(),
+			Transmit: tx, NextPN: k.o.SecY.TxNextPN(s.an), LowestPN: s.lowestPN(), Age: now.Sub(s.installed).Truncate(time.Second).String()}
+		if s.sscis != nil {
+			ks.SSCI = s.sscis[s.ca.mi]
+		}
+		return ks
 	}
 	st.Latest = key(k.latest, k.latest != nil && k.latest.txOn)
-	st.Old = key(k.old, k.latest != nil && !k.latest.txOn)
+	st.Old = key(k.old, k.old != nil && k.old.txOn)
 	switch {
 	case k.latest == nil:
 		st.NextRekey = "when the CA is secured"
@@ -135,5 +154,48 @@ func (k *KaY) Secured() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p := k.principal()
-	return p != nil && k.latest != nil && k.latest.ca == p.name && k.latest.txOn
+	return p != nil && k.latest != nil && k.latest.ca == p && k.latest.txOn
+}
+
+// ExportedSAK is an installed SAK with everything a capture decrypter
+// needs. It holds key material: only an administrator's audited export
+// may produce it.
+type ExportedSAK struct {
+	CKN      string             `json:"ckn"`
+	KN       uint32             `json:"kn"`
+	AN       uint8              `json:"an"`
+	Suite    macsec.CipherSuite `json:"-"`
+	Cipher   string             `json:"cipher_suite"`
+	Key      []byte             `json:"sak"`
+	Salt     []byte             `json:"salt,omitempty"`  // XPN only
+	SSCIs    map[string]uint32  `json:"sscis,omitempty"` // XPN only: SSCI by SCI
+	Transmit bool               `json:"transmit"`
+}
+
+// ExportKeys copies the installed SAKs, latest first.
+func (k *KaY) ExportKeys() []ExportedSAK {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []ExportedSAK
+	for _, s := range []*sak{k.latest, k.old} {
+		if s == nil {
+			continue
+		}
+		e := ExportedSAK{CKN: s.ca.name, KN: s.ki.KN, AN: s.an, Suite: k.o.Suite, Cipher: k.o.Suite.String(),
+			Key: append([]byte(nil), s.key.Bytes()...), Transmit: s.txOn}
+		if k.o.Suite.XPN() {
+			e.Salt = append([]byte(nil), s.salt[:]...)
+			e.SSCIs = map[string]uint32{}
+			for mi, ssci := range s.sscis {
+				switch pe := s.ca.peers[mi]; {
+				case mi == s.ca.mi:
+					e.SSCIs[k.o.SCI.String()] = ssci
+				case pe != nil:
+					e.SSCIs[pe.sci.String()] = ssci
+				}
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -23,14 +24,17 @@ type Status struct {
 
 // LinkStatus is one link.
 type LinkStatus struct {
-	Name             string      `json:"name"`
-	Plain            PortState   `json:"plain"`
-	Line             PortState   `json:"line"`
-	Backend          string      `json:"backend"` // offload-mac, offload-phy, kernel or software
-	Datapath         string      `json:"datapath"`
-	Policy           string      `json:"policy"`
-	InClear          bool        `json:"in_clear"` // should-secure and frames are crossing unprotected now
-	Fault            string      `json:"fault,omitempty"`
+	Name     string    `json:"name"`
+	Plain    PortState `json:"plain"`
+	Line     PortState `json:"line"`
+	Backend  string    `json:"backend"` // offload-mac, offload-phy, kernel or software
+	Datapath string    `json:"datapath"`
+	Policy   string    `json:"policy"`
+	InClear  bool      `json:"in_clear"` // should-secure and frames are crossing unprotected now
+	Fault    string    `json:"fault,omitempty"`
+	// Diagnosis names the most likely reason the link is not secured, or
+	// why data frames fail validation although it is.
+	Diagnosis        string      `json:"diagnosis,omitempty"`
 	LineMTUNeeded    int         `json:"line_mtu_needed"`
 	Cipher           string      `json:"cipher"`
 	SCI              string      `json:"sci"`
@@ -132,6 +136,12 @@ func (l *link) status() LinkStatus {
 	if l.kay != nil {
 		m := l.kay.Status()
 		ls.MKA = &m
+		ls.Diagnosis = m.Diagnosis
+	}
+	if ls.Diagnosis == "" {
+		l.mu.Lock()
+		ls.Diagnosis = l.dataDiag
+		l.mu.Unlock()
 	}
 	if l.cfg.ShouldSecure() {
 		ls.Policy = "should-secure"
@@ -309,6 +319,68 @@ func (c Counters) minus(base Counters) Counters {
 			if b.Name == x.Name && b.Value <= x.Value {
 				out[i].Value = x.Value - b.Value
 			}
+		}
+	}
+	return out
+}
+
+// validationWindow is how often the data plane diagnosis looks at the
+// receive counters.
+const validationWindow = 5 * time.Second
+
+// dataPlane names why data frames fail validation on a keyed link, from
+// how the receive counters moved since the previous look, or "".
+type dataPlane struct {
+	at   time.Time
+	prev map[string]uint64
+}
+
+func (d *dataPlane) look(now time.Time, ls LinkStatus) (diag string, ok bool) {
+	if !d.at.IsZero() && now.Sub(d.at) < validationWindow {
+		return "", false
+	}
+	cur := receiveCounters(ls)
+	prev := d.prev
+	d.at, d.prev = now, cur
+	if prev == nil {
+		return "", true
+	}
+	delta := func(name string) uint64 {
+		if cur[name] < prev[name] {
+			return cur[name]
+		}
+		return cur[name] - prev[name]
+	}
+	okPkts := delta("InPktsOK")
+	causes := []struct{ counter, why string }{
+		{"InPktsNoSCI", "frames arrive without an SCI this end can infer: the peer's send_sci (include-sci) setting differs"},
+		{"InPktsUnknownSCI", "frames arrive from an SCI with no receive SC here: the peer transmits with another SCI than its MKPDUs name (port identifier or send_sci mismatch)"},
+		{"InPktsNotValid", "frames fail their ICV: the peer derives the XPN salt or SSCI differently, or the cipher differs"},
+		{"InPktsInvalid", "frames fail their ICV (validate check): the peer derives the XPN salt or SSCI differently, or the cipher differs"},
+		{"InPktsBadTag", "frames carry a malformed SecTAG: check the peer's SecTAG options and confidentiality offset"},
+		{"InPktsLate", "frames arrive late for the replay window: the circuit reorders; raise replay_window"},
+	}
+	for _, c := range causes {
+		if n := delta(c.counter); n > 0 && n >= okPkts {
+			return fmt.Sprintf("secured, but data frames fail validation: %s (%s +%d, InPktsOK +%d in %s)", c.why, c.counter, n, okPkts, validationWindow), true
+		}
+	}
+	return "", true
+}
+
+// receiveCounters sums the receive counters of the SecY, its SCs and SAs.
+func receiveCounters(ls LinkStatus) map[string]uint64 {
+	out := map[string]uint64{}
+	add := func(cs Counters) {
+		for _, c := range cs {
+			out[c.Name] += c.Value
+		}
+	}
+	add(ls.SecYCounters)
+	for _, sc := range ls.RxSCs {
+		add(sc.Counters)
+		for _, sa := range sc.SAs {
+			add(sa.Counters)
 		}
 	}
 	return out

@@ -81,6 +81,8 @@ type link struct {
 	plainUp  bool   // what link-fault pass-through last set
 	fault    string // why the plaintext port is held down, "" when not
 	lineLink bool
+	dataDiag string // why data frames fail validation, "" when they do not
+	data     dataPlane
 }
 
 // Start brings up every link of cfg. On error nothing is left running.
@@ -409,6 +411,7 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 		if err := l.datapathErr(); err != nil {
 			log.Error("datapath failed", "err", err)
 		}
+		l.checkDataPlane(log)
 		if enc := l.seam.EncodingSA(); enc >= 0 && l.guard != nil {
 			if pn := l.seam.TxNextPN(uint8(enc)); pn != 0 {
 				if err := l.guard.check(pn); err != nil {
@@ -416,6 +419,24 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 				}
 			}
 		}
+	}
+}
+
+// checkDataPlane updates the data plane diagnosis, and logs a change.
+func (l *link) checkDataPlane(log *slog.Logger) {
+	if !l.secured() {
+		return
+	}
+	diag, looked := l.data.look(time.Now(), l.status())
+	if !looked {
+		return
+	}
+	l.mu.Lock()
+	changed := diag != l.dataDiag
+	l.dataDiag = diag
+	l.mu.Unlock()
+	if changed && diag != "" {
+		log.Warn(diag)
 	}
 }
 
@@ -471,20 +492,15 @@ func setMTU(ifname string, mtu int) error {
 // datapath's line port, untagged, with the configured EtherType.
 func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *slog.Logger) (*mka.KaY, error) {
 	m := lc.MKA
-	var keys []mka.CAK
-	for i := range m.KeyChain {
-		e := &m.KeyChain[i]
-		cak, err := e.LoadCAK(l.keyDir)
-		if err != nil {
-			return nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
-		}
-		start, end := e.Validity()
-		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
+	keys, fallback, err := loadChain(m, l.keyDir)
+	if err != nil {
+		return nil, err
 	}
 	return mka.New(mka.Options{
 		SecY: l.seam, SCI: sci, MAC: mac,
 		Suite: lc.Suite(), Offset: lc.Offset, IntegrityOnly: lc.IntegrityOnly,
-		Priority: m.KeyServerPriority(), Keys: keys, Destination: m.DestinationAddress(),
+		Priority: m.KeyServerPriority(), Keys: keys, Fallback: fallback,
+		Destination: m.DestinationAddress(), AutoDestination: m.AutoDestination(), Hello: m.Hello(),
 		EtherType: lc.EAPOLSendType(), ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
 		Log: log,
 		Send: func(frame []byte) error {
@@ -497,6 +513,29 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 			return l.engine.SendEAPOL(frame)
 		},
 	})
+}
+
+// loadChain reads the key chain's CAKs and the fallback CAK.
+func loadChain(m *config.MKA, keyDir string) ([]mka.CAK, *mka.CAK, error) {
+	var keys []mka.CAK
+	for i := range m.KeyChain {
+		e := &m.KeyChain[i]
+		cak, err := e.LoadCAK(keyDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
+		}
+		start, end := e.Validity()
+		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
+	}
+	var fallback *mka.CAK
+	if f := m.Fallback; f != nil {
+		cak, err := f.LoadCAK(keyDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mka.fallback_key: %w", err)
+		}
+		fallback = &mka.CAK{CKN: f.CKNBytes(), Key: cak}
+	}
+	return keys, fallback, nil
 }
 
 // Rekey asks the named link's key server for a new SAK.

@@ -265,8 +265,11 @@ func askSecret(n *node, ask secretReader) (string, error) {
 		return "", fmt.Errorf("%s: this session cannot prompt for a secret", n.name)
 	}
 	label := "New " + n.name
-	if n.path == "links.mka.key_chain.cak" {
+	switch n.path {
+	case "links.mka.key_chain.cak":
 		label = "CAK (32 or 64 hex digits)"
+	case "links.mka.fallback_key.cak":
+		label = "Fallback CAK (32 or 64 hex digits)"
 	}
 	a, err := ask(label + ": ")
 	if err != nil {

@@ -75,21 +75,27 @@ var help = map[string]string{
 	"links.mka.key_chain.start":    "Valid from, RFC 3339 (2026-12-01T00:00:00Z)",
 	"links.mka.key_chain.end":      "Valid until, RFC 3339",
 	"links.mka.priority":           "Key server priority, 0..255 (lower wins; default 16)",
-	"links.mka.eapol_destination":  "MKPDU destination MAC (default 01:80:c2:00:00:03)",
+	"links.mka.eapol_destination":  "MKPDU destination MAC (default 01:80:c2:00:00:03), or auto to find one the circuit passes",
+	"links.mka.transmit_interval":  "MKA hello time, 500ms..6s (default 2s); the peer should match",
+	"links.mka.fallback_key":       "CKN and CAK used only while no key chain CA can secure the link",
+	"links.mka.fallback_key.ckn":   "Fallback CKN (hex, 2..64 digits), not one of the key chain's",
+	"links.mka.fallback_key.cak":   "Fallback CAK, 32 or 64 hex digits (prompted without echo)",
 	"links.mka.rekey_interval":     "Periodic rekey interval, such as 24h (0: none)",
 	"links.mka.icv_indicator":      "Send the ICV Indicator parameter set (some Cisco platforms)",
 }
 
 // hidden are config-file-only fields: file references and static keys.
 var hidden = map[string]bool{
-	"links.static_keys":            true,
-	"links.mka.key_chain.cak_file": true,
+	"links.static_keys":               true,
+	"links.mka.key_chain.cak_file":    true,
+	"links.mka.fallback_key.cak_file": true,
 }
 
 // secret leaves are never shown or echoed; they are entered at a prompt.
 var secret = map[string]bool{
-	"links.mka.key_chain.cak": true,
-	"system.users.password":   true,
+	"links.mka.key_chain.cak":    true,
+	"links.mka.fallback_key.cak": true,
+	"system.users.password":      true,
 }
 
 func values(path string) []string {
@@ -236,7 +242,7 @@ func leafString(v reflect.Value) string {
 
 // fingerprint is how a secret is shown.
 func fingerprint(n *node, v string) string {
-	if n.path == "links.mka.key_chain.cak" {
+	if n.path == "links.mka.key_chain.cak" || n.path == "links.mka.fallback_key.cak" {
 		if k, err := macsec.ParseKeyHex(v, 16, 32); err == nil {
 			defer k.Wipe()
 			return k.Fingerprint()

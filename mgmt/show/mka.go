@@ -24,14 +24,30 @@ func MKA(w io.Writer, st supervisor.Status) {
 		}
 		fmt.Fprintf(w, "link %s: SCI %s, key server priority %d, cipher suite %s, confidentiality offset %d\n",
 			l.Name, m.SCI, m.Priority, m.Cipher, m.Offset)
+		switch {
+		case !m.Secured:
+			fmt.Fprintf(w, "  status: NOT SECURED: %s\n", or(l.Diagnosis, m.Diagnosis))
+		case l.Diagnosis != "":
+			fmt.Fprintf(w, "  status: SECURED; %s\n", l.Diagnosis)
+		default:
+			fmt.Fprintln(w, "  status: SECURED")
+		}
+		dest := m.Destination
+		if m.AutoDest {
+			dest += " (auto)"
+		}
+		fmt.Fprintf(w, "  MKPDUs to %s every %s, controlled port %s\n", dest, m.Hello, m.CPState)
 		for _, ca := range m.CAs {
 			state := "not secured"
 			if ca.Secured {
 				state = "SECURED"
 			}
 			role := ""
+			if ca.Fallback {
+				role = ", FALLBACK key"
+			}
 			if ca.Principal {
-				role = ", principal"
+				role += ", principal"
 			}
 			fmt.Fprintf(w, "  CA CKN %s: %s%s\n", ca.CKN, state, role)
 			fmt.Fprintf(w, "    member identifier %s, message number %d, key server %s\n", ca.MI, ca.MN, ca.KeyServer)
@@ -39,7 +55,7 @@ func MKA(w io.Writer, st supervisor.Status) {
 				fmt.Fprintf(w, "    valid from %s until %s\n", or(ca.Start, "always"), or(ca.End, "never"))
 			}
 			if len(ca.Live)+len(ca.Potential) == 0 {
-				fmt.Fprintln(w, "    no peers heard")
+				fmt.Fprintln(w, "    no peer with this CKN and CAK")
 				continue
 			}
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -69,8 +85,12 @@ func MKA(w io.Writer, st supervisor.Status) {
 			if k.k.Transmit {
 				tx = "transmit and receive"
 			}
-			fmt.Fprintf(w, "  %s key: KN %d AN %d (%s), key server MI %s, CKN %s, SAK %s, TX next PN %d, RX lowest PN %d, age %s\n",
-				k.name, k.k.KN, k.k.AN, tx, k.k.KeyServerMI, k.k.CKN, k.k.SAK, k.k.NextPN, k.k.LowestPN, k.k.Age)
+			ssci := ""
+			if k.k.SSCI != 0 {
+				ssci = fmt.Sprintf(", SSCI %d", k.k.SSCI)
+			}
+			fmt.Fprintf(w, "  %s key: KN %d AN %d (%s), key server MI %s, CKN %s, SAK %s%s, TX next PN %d, lowest acceptable PN %d, age %s\n",
+				k.name, k.k.KN, k.k.AN, tx, k.k.KeyServerMI, k.k.CKN, k.k.SAK, ssci, k.k.NextPN, k.k.LowestPN, k.k.Age)
 		}
 		fmt.Fprintf(w, "  next rekey: %s\n", m.NextRekey)
 		c := m.Counters
