@@ -1,11 +1,13 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/mka"
 )
 
 // Action is what an update does to one link.
@@ -31,10 +33,21 @@ type Change struct {
 // (its JSON path below the link) without a restart: its SecY, datapath
 // and CA stay.
 func inPlace(field string) bool {
+	return mkaTunable(field) || mkaKeys(field)
+}
+
+// mkaTunable: a running KaY takes it without a new MI or SAK.
+func mkaTunable(field string) bool {
 	switch field {
+	case "mka.priority", "mka.eapol_destination", "mka.rekey_interval", "mka.icv_indicator", "mka.transmit_interval":
+		return true
 	}
 	return false
 }
+
+// mkaKeys: a running KaY moves to a new key chain as at a rollover, the
+// SecY keeping its SAKs meanwhile.
+func mkaKeys(field string) bool { return field == "mka.key_chain" || field == "mka.fallback_key" }
 
 // Plan says what changing the running config prev into next does to each
 // link, in the order of next's links, then the stopped ones. Links that
@@ -96,10 +109,44 @@ func linkDiff(a, b any, prefix string) []string {
 	return out
 }
 
-// reconfigure applies in-place changes to a running link.
+// reconfigure applies in-place changes (Plan said they all are) to a
+// running link: the KaY takes the new tunables and key chain, the SecY,
+// datapath and ports stay as they are.
 func (l *link) reconfigure(nl config.Link) error {
-	if len(linkDiff(l.cfg, nl, "")) == 0 {
-		return nil
+	changed := linkDiff(l.cfg, nl, "")
+	var tunables, keys bool
+	for _, f := range changed {
+		switch {
+		case mkaTunable(f):
+			tunables = true
+		case mkaKeys(f):
+			keys = true
+		default:
+			return fmt.Errorf("cannot change %s in place", f)
+		}
 	}
-	return fmt.Errorf("cannot change %s in place", strings.Join(linkDiff(l.cfg, nl, ""), ", "))
+	if l.kay == nil || nl.MKA == nil {
+		return errors.New("no MKA to change in place")
+	}
+	m := nl.MKA
+	if tunables {
+		t := mka.Tunables{Priority: m.KeyServerPriority(), Destination: m.DestinationAddress(), AutoDestination: m.AutoDestination(),
+			RekeyInterval: m.Interval(), Hello: m.Hello(), ICVIndicator: m.ICVIndicator}
+		if err := l.kay.Reconfigure(t); err != nil {
+			return err
+		}
+	}
+	if keys {
+		chain, fallback, err := loadChain(m, l.keyDir)
+		if err != nil {
+			return err
+		}
+		if err := l.kay.SetKeyChain(chain, fallback); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.cfg.MKA = m
+	l.mu.Unlock()
+	return nil
 }

@@ -459,7 +459,7 @@ func planLines(c *config.Config, plan []supervisor.Change, will bool) []string {
 		case ch.Action == supervisor.ActionRestart:
 			l = "link " + ch.Link + " restarted for: " + what
 		case ch.Action == supervisor.ActionInPlace && will:
-			l = "link " + ch.Link + " will change in place (same CA and SAK, ports stay up): " + what
+			l = "link " + ch.Link + " will change in place (no restart, the ports stay up): " + what
 		case ch.Action == supervisor.ActionInPlace:
 			l = "link " + ch.Link + " changed in place: " + what
 		case will:

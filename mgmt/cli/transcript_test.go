@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,6 +102,16 @@ func needPorts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create veth pairs (make test runs as root in CI)")
 	}
+	// The names are fixed (the transcripts show them): test processes
+	// that use them take turns.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "secwire-swt-ports.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // after the ports are deleted: cleanups run last-in first-out
 	// Fixed MACs (no three decimal octets in a row, which the time mask
 	// would take for a time) keep show interfaces the same every run.
 	for i, p := range []string{"swt-p0", "swt-l0"} {
