@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/sakexport"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/supervisor"
 )
@@ -360,6 +361,13 @@ func (m *Manager) Rekey(link string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.sup.Rekey(link)
+}
+
+// ExportKeys copies a link's current SAKs (see supervisor.ExportKeys).
+func (m *Manager) ExportKeys(link string) (*sakexport.File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sup.ExportKeys(link)
 }
 
 // Monitor prepares a capture on port (see supervisor.Monitor).

@@ -157,11 +157,10 @@ func (s SAK) Params(suite macsec.CipherSuite, sci string) (macsec.SAParams, erro
 
 // Candidates are the receive SA parameters to try for a frame of SC sci
 // on AN an: every exported SAK on that AN that knows the SC (any SAK on
-// the AN for the non-XPN suites), newest first.
+// the AN for the non-XPN suites), in the file's order (latest first).
 func (f *File) Candidates(suite macsec.CipherSuite, sci macsec.SCI, an uint8) []macsec.SAParams {
 	var out []macsec.SAParams
-	for i := len(f.SAKs) - 1; i >= 0; i-- {
-		s := f.SAKs[i]
+	for _, s := range f.SAKs {
 		if s.AN != an {
 			continue
 		}

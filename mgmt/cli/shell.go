@@ -257,6 +257,8 @@ func (sh *Shell) opCommands() []*cmd {
 			{name: "security", help: "Security requests", sub: []*cmd{
 				{name: "mka", help: "MACsec Key Agreement", sub: []*cmd{
 					{name: "rekey", help: "Ask a link's key server for a new SAK", arg: "<link>", words: linkNames, run: (*Shell).rekey},
+					{name: "export-keys", help: "Write a link's current SAKs IN CLEAR, for decrypting a capture",
+						arg: "<link> file <name> | <link> terminal", words: exportWords, run: (*Shell).exportKeys},
 				}},
 			}},
 			{name: "system", help: "System requests", sub: []*cmd{
