@@ -79,6 +79,7 @@ bench-boot: image
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 10m ./offload/macsec/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10m ./firmware/mka/
+	$(GO) test -run '^$$' -fuzz FuzzKaY -fuzztime 10m ./firmware/mka/
 
 clean:
 	rm -rf build
