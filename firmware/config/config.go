@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,24 +125,33 @@ func (es Errors) Error() string {
 }
 
 // Parse decodes a config. Unknown fields and values of the wrong kind
-// are Errors with their paths (a typo must not silently fall back to a
-// default); the config comes back with the rest decoded, so that Load can
-// report them together with every other problem.
+// are Errors with their paths: a typo must not silently fall back to a
+// default. On any error the config is nil.
 func Parse(b []byte) (*Config, error) {
+	c, fieldErrs, err := parse(b)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(fieldErrs) > 0:
+		return nil, fieldErrs
+	}
+	return c, nil
+}
+
+// parse decodes what it can and returns the field problems apart, so
+// that Load reports them together with every other problem.
+func parse(b []byte) (*Config, Errors, error) {
 	var raw any
 	if err := json.Unmarshal(b, &raw); err != nil {
 		if se, ok := err.(*json.SyntaxError); ok {
 			line := bytes.Count(b[:se.Offset], []byte("\n")) + 1
-			return nil, fmt.Errorf("line %d: %v", line, err)
+			return nil, nil, fmt.Errorf("line %d: %v", line, err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	var c Config
 	_ = json.Unmarshal(b, &c) // wrong kinds are left at their defaults and reported below
-	if errs := fieldErrors(raw, reflect.TypeOf(c), ""); len(errs) > 0 {
-		return &c, errs
-	}
-	return &c, nil
+	return &c, fieldErrors(raw, reflect.TypeOf(c), ""), nil
 }
 
 // Load reads, parses and checks a config file; key files are read
@@ -153,9 +161,8 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(b)
-	var fieldErrs Errors
-	if !errors.As(err, &fieldErrs) && err != nil {
+	c, fieldErrs, err := parse(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.SetKeyDir(filepath.Dir(path))
