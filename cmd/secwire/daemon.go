@@ -16,6 +16,7 @@ import (
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/ctl"
+	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/firmware/timesync"
 	"github.com/secwire/secwire/mgmt/access"
@@ -48,8 +49,14 @@ func daemonCmd(ctx context.Context, args []string) error {
 	state := fs.String("state", "/var/lib/secwire", "state directory (transmit PN ceilings)")
 	sshAddr := fs.String("ssh", "", "SSH listen address")
 	hostKey := fs.String("host-key", "", "SSH host key file")
-	if err := fs.Parse(args); err != nil || *file == "" || fs.NArg() != 0 {
-		return errors.New(daemonUsage)
+	if err := parseFlags(fs, args, daemonUsage); err != nil {
+		return err
+	}
+	if *file == "" {
+		return errors.New("give the config file: --config FILE\n" + shortUsage(daemonUsage))
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected %q\n%s", fs.Arg(0), shortUsage(daemonUsage))
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -59,6 +66,12 @@ func daemonCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The socket first: a second daemon must not touch any port.
+	ctlLn, err := ctl.Listen(*sock)
+	if err != nil {
+		return err
+	}
+	defer ctlLn.Close()
 	dir := filepath.Dir(*file)
 	audit := &audit.Log{Path: filepath.Join(dir, "audit.log")}
 	// The NOC services: the daemon keeps its own clock view (it never sets
@@ -66,7 +79,10 @@ func daemonCmd(ctx context.Context, args []string) error {
 	// metrics. They start before the links, so that the links' first log
 	// lines reach the collectors and key chains start on the NTP clock.
 	services := noc.New(noc.Options{ConfigDir: dir, HostSynced: timesync.KernelSynced, Audit: audit, Version: version})
-	log := slog.New(services.Syslog.Handler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})))
+	// The log goes to standard error, to syslog collectors, and, for
+	// 'show log' over SSH, to a ring.
+	ring := &logring.Ring{Max: 1000}
+	log := slog.New(services.Syslog.Handler(slog.NewTextHandler(io.MultiWriter(os.Stderr, ring), &slog.HandlerOptions{Level: lv})))
 	audit.Log = log
 	services.SetLog(log)
 	services.Apply(cfg)
@@ -98,7 +114,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 	services.SetLinks(m.RawStatus)
 	errc := make(chan error, 2)
 	go func() {
-		errc <- ctl.Serve(ctx, *sock, ctl.Handlers{Status: m.Status, Rekey: m.Rekey, ClearCounters: m.ClearCounters,
+		errc <- ctl.Serve(ctx, ctlLn, ctl.Handlers{Status: m.Status, Rekey: m.Rekey, ClearCounters: m.ClearCounters,
 			Get: map[string]func() any{"noc": func() any { return services.Status() }}})
 	}()
 	if *sshAddr != "" {
@@ -109,7 +125,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 		if *hostKey == "" {
 			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 		}
-		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, NOC: services.Status}
+		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, NOC: services.Status, Log: ring.Tail, FileDir: filepath.Join(dir, "files")}
 		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}
@@ -167,15 +183,15 @@ func showCmd(args []string, w io.Writer) error {
 			}
 		}
 		if view == nil {
-			return fmt.Errorf("show %q: unknown; want interfaces, macsec, mka or counters", args[0])
+			return fmt.Errorf("show %q: unknown; want interfaces, macsec, mka or counters\n%s", args[0], showUsage)
 		}
 	}
 	fs := flag.NewFlagSet("show", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%v\n%s", err, showUsage)
+	if err := parseFlags(fs, args[1:], showUsage); err != nil {
+		return err
 	}
 	st, err := ctl.Status(*sock)
 	if err != nil {
@@ -203,10 +219,14 @@ func requestCmd(args []string) error {
 	fs := flag.NewFlagSet("request", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	sock := fs.String("socket", ctl.DefaultSocket, "management socket")
-	if err := fs.Parse(args[3:]); err != nil {
-		return fmt.Errorf("%v\n%s", err, requestUsage)
+	if err := parseFlags(fs, args[3:], requestUsage); err != nil {
+		return err
 	}
-	return ctl.Rekey(*sock, args[2])
+	if err := ctl.Rekey(*sock, args[2]); err != nil {
+		return err
+	}
+	fmt.Printf("link %s: rekey requested; the key server distributes a new SAK ('secwire show mka' shows its KN)\n", args[2])
+	return nil
 }
 
 // showSystemCmd shows the NOC services of the daemon.

@@ -186,11 +186,19 @@ func (tp *topo) start(side, cfg string) { tp.t.Helper(); tp.startArgs(side, cfg)
 
 // startArgs runs a daemon with extra arguments.
 func (tp *topo) startArgs(side, cfg string, extra ...string) {
+	tp.t.Helper()
+	tp.startIn("", side, cfg, extra...)
+}
+
+// startIn runs a daemon in the working directory wd ("": the test's), so
+// that cfg may be a path relative to it.
+func (tp *topo) startIn(wd, side, cfg string, extra ...string) {
 	t := tp.t
 	t.Helper()
-	logf, _ := os.Create(filepath.Join(tp.dir, side+".log"))
+	logf, _ := os.OpenFile(filepath.Join(tp.dir, side+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	args := append([]string{"daemon", "--config", cfg, "--socket", tp.socket(side), "--state", filepath.Join(tp.dir, "state-"+side)}, extra...)
 	cmd := tp.ns(side).Command(secwireBinary(t), args...)
+	cmd.Dir = wd
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -721,5 +729,33 @@ func TestDaemonsKeepManagementVLANOffTheLine(t *testing.T) {
 	}
 	if n := counter(tp.linkStatus("a").DatapathCounters, "ManagementVLANDropped"); n != 5 {
 		t.Errorf("A ManagementVLANDropped = %d, want 5", n)
+	}
+}
+
+// A second daemon on a socket a live daemon answers on is refused before
+// it touches a port, and `show` keeps talking to the first; without a
+// daemon, show says so in plain words.
+func TestSecondDaemonRefusesALiveSocket(t *testing.T) {
+	needTools(t, "ip", "ping", "ethtool")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	cfg := tp.config("a", tp.keyB, nil)
+	tp.start("a", cfg)
+	empty := filepath.Join(tp.dir, "empty.json")
+	os.WriteFile(empty, []byte(`{"system": {"hostname": "second"}}`), 0o600)
+	out, err := exec.Command(secwireBinary(t), "daemon", "--config", empty, "--socket", tp.socket("a"),
+		"--state", filepath.Join(tp.dir, "state-2")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another secwire daemon is running on management socket "+tp.socket("a")) ||
+		!strings.Contains(string(out), "--socket PATH and --state DIR") {
+		t.Fatalf("second daemon: %v\n%s", err, out)
+	}
+	show, err := exec.Command(secwireBinary(t), "show", "interfaces", "--socket", tp.socket("a")).CombinedOutput()
+	if err != nil || !strings.Contains(string(show), "link0") {
+		t.Fatalf("show after the refused second daemon: %v\n%s", err, show)
+	}
+	tp.stop("a")
+	show, err = exec.Command(secwireBinary(t), "show", "mka", "--socket", tp.socket("a")).CombinedOutput()
+	if err == nil || !strings.Contains(string(show), "no secwire daemon is running: "+tp.socket("a")+" does not exist") ||
+		strings.Contains(string(show), "dial unix") || strings.Contains(string(show), "http://") {
+		t.Fatalf("show without a daemon: %v\n%s", err, show)
 	}
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -39,6 +40,12 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	usages := map[string]string{"daemon": daemonUsage, "config": configUsage, "show": showUsage, "request": requestUsage,
+		"frame": frameUsage, "pcap": pcapUsage, "passwd": passwdUsage}
+	if u, ok := usages[os.Args[1]]; ok && wantsHelp(os.Args[2:]) {
+		fmt.Println(u)
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
@@ -69,6 +76,11 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "secwire: unknown command %q\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	var help helpRequested
+	if errors.As(err, &help) {
+		fmt.Println(help.usage)
+		return
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "secwire %s: %v\n", os.Args[1], err)

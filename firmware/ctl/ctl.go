@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/secwire/secwire/firmware/supervisor"
@@ -34,21 +35,32 @@ type Handlers struct {
 	Get map[string]func() any
 }
 
-// Serve answers GET /status and POST /rekey?link=NAME on the socket at
-// path until ctx is done.
-func Serve(ctx context.Context, path string, h Handlers) error {
+// Listen takes the management socket at path. A socket another daemon
+// still answers on is refused (two daemons on one socket would make
+// `secwire show` talk to the wrong one); a stale one is replaced.
+func Listen(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+		return nil, fmt.Errorf("management socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another secwire daemon is running on management socket %s: stop it, or give this one its own --socket PATH and --state DIR", path)
 	}
 	os.Remove(path) // a stale socket from a killed daemon
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("management socket: %w", err)
+		return nil, fmt.Errorf("management socket: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
-		return err
+		return nil, fmt.Errorf("management socket: %w", err)
 	}
+	return ln, nil
+}
+
+// Serve answers GET /status and POST /rekey?link=NAME on ln (from
+// Listen) until ctx is done, then removes the socket.
+func Serve(ctx context.Context, ln net.Listener, h Handlers) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -75,13 +87,29 @@ func Serve(ctx context.Context, path string, h Handlers) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
-		srv.Close()
-		os.Remove(path)
+		srv.Close() // closing the listener removes the socket file
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// noDaemon says, in operator terms, why nobody answered on path.
+func noDaemon(path string, err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("no secwire daemon is running: %s does not exist (start one with 'secwire daemon --config FILE', or name its socket with --socket PATH)", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no secwire daemon answers on %s (it stopped without removing the socket; start it again)", path)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%s: permission denied (the management socket is for root)", path)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op.Err
+	}
+	return fmt.Errorf("cannot reach the secwire daemon on %s: %v", path, err)
 }
 
 func client(path string) *http.Client {
@@ -96,7 +124,7 @@ func client(path string) *http.Client {
 func Rekey(path, link string) error {
 	resp, err := client(path).Post("http://secwire/rekey?link="+url.QueryEscape(link), "", nil)
 	if err != nil {
-		return fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+		return noDaemon(path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -111,7 +139,7 @@ func Status(path string) (supervisor.Status, error) {
 	var st supervisor.Status
 	resp, err := client(path).Get("http://secwire/status")
 	if err != nil {
-		return st, fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+		return st, noDaemon(path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

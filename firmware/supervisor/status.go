@@ -113,6 +113,8 @@ func counters(v any) Counters {
 func (s *Supervisor) Status() Status {
 	h, _ := os.Hostname()
 	st := Status{Hostname: h, Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
 	for _, l := range s.links {
 		ls := l.status()
 		ls.ClockWarning = s.clockWarning(l.cfg)
@@ -304,9 +306,11 @@ func atoi(s string) int {
 // does on a router; the underlying IEEE counters keep running.
 func (s *Supervisor) ClearCounters() {
 	base := map[string]LinkStatus{}
+	s.lmu.Lock()
 	for _, l := range s.links {
 		base[l.cfg.Name] = l.status()
 	}
+	s.lmu.Unlock()
 	s.mu.Lock()
 	s.cleared = base
 	s.mu.Unlock()

@@ -46,21 +46,29 @@ type Options struct {
 	PNReserve uint64
 }
 
-// Supervisor runs the links of one config.
+// Supervisor runs the links of one config. Its methods are called by
+// one owner at a time (the commit manager); each link runs on its own, so
+// an update restarts only the links whose change needs it.
 type Supervisor struct {
 	opts   Options
 	log    *slog.Logger
-	links  []*link
+	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	start  time.Time
+	cfg    *config.Config // what runs
+
+	lmu   sync.Mutex // guards links
+	links []*link
 
 	mu      sync.Mutex
 	cleared map[string]LinkStatus // counters at the last ClearCounters
 }
 
 type link struct {
+	cancel  context.CancelFunc // ends the link's goroutines
+	wg      sync.WaitGroup     // its watch loop and KaY
 	cfg     config.Link
+	keyDir  string // relative key files are read from here (Config.KeyDir)
 	secyCfg macsec.Config
 	// Exactly one backend runs the link: the Go codec and engine, or a
 	// kernel macsec link (kernel software or offloaded). seam is the one
@@ -101,23 +109,42 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Supervisor{opts: o, log: o.Log, start: o.Now()}
-	ctx, s.cancel = context.WithCancel(ctx)
+	s := &Supervisor{opts: o, log: o.Log, start: o.Now(), cfg: cfg.Clone()}
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
-		l, err := s.startLink(ctx, cfg.Links[i], managementVLAN(cfg, cfg.Links[i]))
+		l, err := s.launch(cfg.Links[i], cfg.KeyDir(), managementVLAN(cfg, cfg.Links[i]))
 		if err != nil {
 			s.Stop()
-			return nil, fmt.Errorf("link %s: %w", cfg.Links[i].Name, err)
+			return nil, err
 		}
 		s.links = append(s.links, l)
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.watch(ctx, l) }()
-		if l.guard != nil {
-			s.wg.Add(1)
-			go func() { defer s.wg.Done(); l.guard.run(ctx) }()
-		}
 	}
 	return s, nil
+}
+
+// launch starts one link and its watch loop.
+func (s *Supervisor) launch(lc config.Link, keyDir string, mgmtVLAN uint16) (*link, error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	l, err := s.startLink(ctx, lc, keyDir, mgmtVLAN)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("link %s: %w", lc.Name, err)
+	}
+	l.cancel = cancel
+	l.wg.Add(1)
+	go func() { defer l.wg.Done(); s.watch(ctx, l) }()
+	if l.guard != nil {
+		l.wg.Add(1)
+		go func() { defer l.wg.Done(); l.guard.run(ctx) }()
+	}
+	return l, nil
+}
+
+// shutdown ends the link's goroutines, then its datapath and keys.
+func (l *link) shutdown() {
+	l.cancel()
+	l.wg.Wait()
+	l.stop()
 }
 
 // Stop stops every link. With link-fault pass-through the plaintext port
@@ -125,11 +152,63 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 // instead of a silent blackhole.
 func (s *Supervisor) Stop() {
 	s.cancel()
-	s.wg.Wait()
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
 	for _, l := range s.links {
-		l.stop()
+		l.shutdown()
 	}
 	s.links = nil
+}
+
+// Update makes cfg the running config and touches only what changed:
+// links that are gone stop, new links start, a link whose change the
+// running link can absorb is changed in place (same CA, same SAK, no port
+// bounce), and only a link whose change needs it is restarted (Plan says
+// which). On error the links may be half updated: the caller stops the
+// supervisor and starts a known config again.
+func (s *Supervisor) Update(cfg *config.Config) ([]Change, error) {
+	if errs := cfg.Check(); len(errs) > 0 {
+		return nil, errs
+	}
+	plan := Plan(s.cfg, cfg)
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	byName := map[string]*link{}
+	for _, l := range s.links {
+		byName[l.cfg.Name] = l
+	}
+	for _, c := range plan {
+		l := byName[c.Link]
+		switch c.Action {
+		case ActionStop, ActionRestart:
+			l.shutdown()
+			delete(byName, c.Link)
+		case ActionInPlace:
+			nl := cfg.Link(c.Link)
+			if err := l.reconfigure(*nl); err != nil {
+				return plan, fmt.Errorf("link %s: %w", c.Link, err)
+			}
+		}
+	}
+	var links []*link
+	defer func() { s.links = links }()
+	for i := range cfg.Links {
+		lc := cfg.Links[i]
+		if l := byName[lc.Name]; l != nil {
+			links = append(links, l)
+			continue
+		}
+		l, err := s.launch(lc, cfg.KeyDir(), managementVLAN(cfg, lc))
+		if err != nil {
+			for _, l := range byName {
+				links = append(links, l)
+			}
+			return plan, err
+		}
+		links = append(links, l)
+	}
+	s.cfg = cfg.Clone()
+	return plan, nil
 }
 
 // stop stops the link's datapath and forgets its keys.
@@ -170,7 +249,7 @@ func inClear(lc config.Link) []software.Exception {
 	return out
 }
 
-func (s *Supervisor) startLink(ctx context.Context, lc config.Link, mgmtVLAN uint16) (*link, error) {
+func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir string, mgmtVLAN uint16) (*link, error) {
 	plain, err := net.InterfaceByName(lc.Plain)
 	if err != nil {
 		return nil, fmt.Errorf("plaintext port %s: %w", lc.Plain, err)
@@ -179,7 +258,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, mgmtVLAN uin
 	if err != nil {
 		return nil, fmt.Errorf("line port %s: %w", lc.Line, err)
 	}
-	l := &link{cfg: lc, lineMTU: line.MTU}
+	l := &link{cfg: lc, keyDir: keyDir, lineMTU: line.MTU}
 	log := s.log.With("link", lc.Name)
 	// The host's own stack must never talk on the line port: no IPv6
 	// neighbour discovery or MLD, no addresses (they would leave in clear).
@@ -274,8 +353,8 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, mgmtVLAN uin
 		}
 	}
 	if l.kay != nil {
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); l.kay.Run(ctx) }()
+		l.wg.Add(1)
+		go func() { defer l.wg.Done(); l.kay.Run(ctx) }()
 	}
 	if lc.ShouldSecure() {
 		log.Warn("policy should-secure: frames cross IN CLEAR whenever no SA is up")
@@ -291,7 +370,7 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 		return nil
 	}
 	suite := lc.Suite()
-	tx, err := st.TX.Params(suite)
+	tx, err := st.TX.Params(suite, l.keyDir)
 	if err != nil {
 		return fmt.Errorf("static_keys.tx: %w", err)
 	}
@@ -310,7 +389,7 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 	// The guard holds transmission at the recorded PN ceiling; on the
 	// kernel datapath it may take the SA away and put it back at pn.
 	reinstall := func(pn uint64) error {
-		p, err := st.TX.Params(suite)
+		p, err := st.TX.Params(suite, l.keyDir)
 		if err != nil {
 			return err
 		}
@@ -333,7 +412,7 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 	for i, sc := range st.RX {
 		sci, _ := macsec.ParseSCI(sc.SCI)
 		for j, sa := range sc.SAs {
-			p, err := sa.Params(suite)
+			p, err := sa.Params(suite, l.keyDir)
 			if err != nil {
 				return fmt.Errorf("static_keys.rx[%d].sas[%d]: %w", i, j, err)
 			}
@@ -470,23 +549,9 @@ func setMTU(ifname string, mtu int) error {
 // datapath's line port, untagged, with the configured EtherType.
 func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, clock func() time.Time, log *slog.Logger) (*mka.KaY, error) {
 	m := lc.MKA
-	var keys []mka.CAK
-	for i := range m.KeyChain {
-		e := &m.KeyChain[i]
-		cak, err := e.LoadCAK()
-		if err != nil {
-			return nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
-		}
-		start, end := e.Validity()
-		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
-	}
-	var fallback *mka.CAK
-	if f := m.Fallback; f != nil {
-		cak, err := f.LoadCAK()
-		if err != nil {
-			return nil, fmt.Errorf("mka.fallback_key: %w", err)
-		}
-		fallback = &mka.CAK{CKN: f.CKNBytes(), Key: cak}
+	keys, fallback, err := loadChain(m, l.keyDir)
+	if err != nil {
+		return nil, err
 	}
 	return mka.New(mka.Options{
 		SecY: l.seam, SCI: sci, MAC: mac,
@@ -507,8 +572,33 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, clock
 	})
 }
 
+// loadChain reads the key chain's CAKs and the fallback CAK.
+func loadChain(m *config.MKA, keyDir string) ([]mka.CAK, *mka.CAK, error) {
+	var keys []mka.CAK
+	for i := range m.KeyChain {
+		e := &m.KeyChain[i]
+		cak, err := e.LoadCAK(keyDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
+		}
+		start, end := e.Validity()
+		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
+	}
+	var fallback *mka.CAK
+	if f := m.Fallback; f != nil {
+		cak, err := f.LoadCAK(keyDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mka.fallback_key: %w", err)
+		}
+		fallback = &mka.CAK{CKN: f.CKNBytes(), Key: cak}
+	}
+	return keys, fallback, nil
+}
+
 // Rekey asks the named link's key server for a new SAK.
 func (s *Supervisor) Rekey(name string) error {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
 	for _, l := range s.links {
 		if l.cfg.Name != name {
 			continue
@@ -519,6 +609,22 @@ func (s *Supervisor) Rekey(name string) error {
 		return l.kay.Rekey("requested by the operator")
 	}
 	return fmt.Errorf("%w: %s", ErrNoLink, name)
+}
+
+// Monitor prepares a capture on port: the software datapath sends its
+// frames past the capture taps until release is called, so a capture sees
+// both directions. Other datapaths (and ports of no link) need nothing.
+func (s *Supervisor) Monitor(port string) (release func()) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	for _, l := range s.links {
+		if (l.cfg.Plain == port || l.cfg.Line == port) && l.engine != nil {
+			e := l.engine
+			e.Visible(true)
+			return func() { e.Visible(false) }
+		}
+	}
+	return func() {}
 }
 
 // ErrNoLink is returned by lookups of unknown links.

@@ -15,6 +15,9 @@ type cand struct{ word, help string }
 // candidates lists what may follow the complete words of s, and the
 // partial last word (what the candidates must start with).
 func (sh *Shell) candidates(s string) ([]cand, token) {
+	if cs, partial, ok := pipeCandidates(s); ok {
+		return cs, partial
+	}
 	toks, trailing, err := tokenize(s)
 	if err != nil {
 		return nil, token{}

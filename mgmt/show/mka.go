@@ -13,6 +13,9 @@ import (
 // key server, the installed keys (by fingerprint) and why MKPDUs were
 // dropped.
 func MKA(w io.Writer, st supervisor.Status) {
+	if noLinks(w, st) {
+		return
+	}
 	for _, l := range st.Links {
 		m := l.MKA
 		if m == nil {

@@ -12,10 +12,26 @@ import (
 	"github.com/secwire/secwire/firmware/supervisor"
 )
 
+// NoLinks is what the views say when no link is configured, rather than
+// printing nothing.
+const NoLinks = "no links configured ('configure', then 'set links NAME plain PORT', 'set links NAME line PORT' and a key chain)"
+
+// noLinks prints NoLinks when st has no links, and reports it.
+func noLinks(w io.Writer, st supervisor.Status) bool {
+	if len(st.Links) == 0 {
+		fmt.Fprintln(w, NoLinks)
+		return true
+	}
+	return false
+}
+
 // Interfaces prints one line per port.
 func Interfaces(w io.Writer, st supervisor.Status) {
+	if noLinks(w, st) {
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "Interface\tRole\tLink\tAdmin\tMTU\tNeeded\tMAC\tLink\tDatapath")
+	fmt.Fprintln(tw, "Interface\tRole\tCarrier\tAdmin\tMTU\tNeeded\tMAC\tLink\tDatapath")
 	for _, l := range st.Links {
 		for _, p := range []struct {
 			role string
@@ -41,6 +57,9 @@ func Interfaces(w io.Writer, st supervisor.Status) {
 
 // MACsec prints each SecY with its SCs and SAs.
 func MACsec(w io.Writer, st supervisor.Status) {
+	if noLinks(w, st) {
+		return
+	}
 	for _, l := range st.Links {
 		fmt.Fprintf(w, "link %s (%s -> %s)\n", l.Name, l.Plain.Name, l.Line.Name)
 		fmt.Fprintf(w, "  datapath: %s\n", l.Datapath)
@@ -84,6 +103,9 @@ func MACsec(w io.Writer, st supervisor.Status) {
 
 // Counters prints the IEEE 802.1AE counters and the datapath's own.
 func Counters(w io.Writer, st supervisor.Status) {
+	if noLinks(w, st) {
+		return
+	}
 	for _, l := range st.Links {
 		fmt.Fprintf(w, "link %s\n", l.Name)
 		block(w, "  SecY", l.SecYCounters)

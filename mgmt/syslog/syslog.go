@@ -236,17 +236,17 @@ func keyHashes(c *config.Config) map[[32]byte]bool {
 	for _, l := range c.Links {
 		if m := l.MKA; m != nil {
 			for i := range m.KeyChain {
-				add(m.KeyChain[i].LoadCAK())
+				add(m.KeyChain[i].LoadCAK(c.KeyDir()))
 			}
 			if m.Fallback != nil {
-				add(m.Fallback.LoadCAK())
+				add(m.Fallback.LoadCAK(c.KeyDir()))
 			}
 		}
 		if s := l.Static; s != nil {
-			add(s.TX.LoadKey(l.Suite()))
+			add(s.TX.LoadKey(l.Suite(), c.KeyDir()))
 			for _, sc := range s.RX {
 				for i := range sc.SAs {
-					add(sc.SAs[i].LoadKey(l.Suite()))
+					add(sc.SAs[i].LoadKey(l.Suite(), c.KeyDir()))
 				}
 			}
 		}

@@ -115,7 +115,12 @@ func OpenRx(ifname string, o RxOptions) (*Rx, error) {
 		}
 	}
 	if o.FanoutGroup != 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(o.FanoutGroup)|unix.PACKET_FANOUT_HASH<<16); err != nil {
+		// A fanout group receives through its own hook, which ignores
+		// outgoing frames only when the group is made with this flag
+		// (the socket option above does not carry over): without it the
+		// workers would take frames sent on the port as input.
+		mode := unix.PACKET_FANOUT_HASH | unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(o.FanoutGroup)|mode<<16); err != nil {
 			return fail("PACKET_FANOUT", err)
 		}
 	}
@@ -457,6 +462,17 @@ func (t *Tx) dropQueued() {
 
 // Dropped counts the frames dropped because the port could not send them.
 func (t *Tx) Dropped() uint64 { return t.dropped.Load() }
+
+// SetQdiscBypass chooses how frames reach the driver: straight (on, the
+// default) or through the qdisc layer, where capture sockets on the port
+// (tcpdump, monitor traffic) see them too.
+func (t *Tx) SetQdiscBypass(on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	return unix.SetsockoptInt(t.fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, v)
+}
 
 // Close releases the ring and the socket. It may be called more than once.
 func (t *Tx) Close() error {

@@ -82,6 +82,10 @@ type Engine struct {
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	err     atomic.Pointer[error]
+
+	visMu    sync.Mutex
+	watchers int  // captures that asked to see transmitted frames
+	closed   bool // the sockets are gone
 }
 
 var fanoutSeq atomic.Uint32
@@ -195,7 +199,41 @@ func (e *Engine) Err() error {
 	return nil
 }
 
-func (e *Engine) close() { closeAll(e.rings(true, true)) }
+// Visible makes the frames the engine transmits visible to capture
+// sockets on its ports (on), or sends them straight to the driver again
+// when the last capture is done (off). Straight transmission skips the
+// kernel's capture taps: without this, a capture on a port sees only the
+// frames it receives.
+func (e *Engine) Visible(on bool) {
+	e.visMu.Lock()
+	defer e.visMu.Unlock()
+	if e.closed {
+		return
+	}
+	before := e.watchers
+	if on {
+		e.watchers++
+	} else if e.watchers > 0 {
+		e.watchers--
+	}
+	if (before == 0) == (e.watchers == 0) {
+		return
+	}
+	for _, t := range append(append(append([]*afpacket.Tx{}, e.txPlain...), e.txLine...), e.eapolTx) {
+		if t != nil {
+			if err := t.SetQdiscBypass(e.watchers == 0); err != nil {
+				e.opts.Log.Warn("capture visibility", "port", t.Ifname, "err", err)
+			}
+		}
+	}
+}
+
+func (e *Engine) close() {
+	e.visMu.Lock()
+	e.closed = true
+	e.visMu.Unlock()
+	closeAll(e.rings(true, true))
+}
 
 // rings lists the receive and/or transmit rings that opened.
 func (e *Engine) rings(rx, tx bool) []io.Closer {
