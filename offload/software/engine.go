@@ -284,8 +284,14 @@ type handler func(out *afpacket.Tx, buf []byte, frame []byte) []byte
 func (e *Engine) run(ctx context.Context, in *afpacket.Rx, out *afpacket.Tx, h handler) {
 	defer e.wg.Done()
 	buf := make([]byte, 0, 64<<10) // room for a jumbo frame three times over
+	// The SecY wipes a retired SA's key schedule only once this worker is
+	// between batches.
+	r := e.opts.SecY.NewReader()
+	defer e.opts.SecY.Release(r)
 	for {
+		r.Enter()
 		_, trunc, err := in.Receive(ctx, func(frame []byte) { buf = h(out, buf, frame) })
+		r.Leave()
 		if trunc > 0 {
 			e.Stats.RingTruncated.Add(uint64(trunc))
 		}
