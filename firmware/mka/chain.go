@@ -61,6 +61,7 @@ func (k *KaY) SetKeyChain(keys []CAK, fallback *CAK) error {
 		}
 		k.log.Info("key chain changed: MKA participant stopped", "ckn", p.name)
 		k.parts = slices.Delete(k.parts, i, i+1)
+		p.wipe()
 		for _, pe := range p.peers {
 			k.dropRxSCIfUnused(pe.sci)
 		}
@@ -103,6 +104,7 @@ func (k *KaY) schedule(now time.Time) {
 			p := k.parts[j]
 			k.log.Info("CAK left its validity period; participant stopped", "ckn", p.name)
 			k.parts = slices.Delete(k.parts, j, j+1)
+			p.wipe()
 			for _, pe := range p.peers {
 				k.dropRxSCIfUnused(pe.sci)
 			}

@@ -283,3 +283,31 @@ func TestBlockedSendDoesNotBlockStatus(t *testing.T) {
 	}
 	once.Do(func() { close(release) })
 }
+
+// A stopped KaY's keys are cleared: CAKs, KEKs, ICKs, SAK copies.
+func TestWipeClearsKeys(t *testing.T) {
+	n := newSim(t, macsec.GCMAES256)
+	cak, fb := testCAK(t, "wipe", 32), testCAK(t, "wipe-fb", 16)
+	a := n.add("a", 1, Options{Priority: 1, Keys: []CAK{cak}, Fallback: &fb})
+	b := n.add("b", 2, Options{Priority: 2, Keys: []CAK{cak}, Fallback: &fb})
+	n.waitSecured(t, 10*time.Second, a, b)
+	k := a.kay
+	parts, sak := k.parts, k.latest.key
+	a.kay.Wipe()
+	zero := func(b []byte) bool {
+		for _, x := range b {
+			if x != 0 {
+				return false
+			}
+		}
+		return len(b) > 0
+	}
+	for _, p := range parts {
+		if !zero(p.ick) || !zero(p.kek) || !zero(p.key.Key.Bytes()) {
+			t.Errorf("participant %s keeps key material after Wipe", p.name)
+		}
+	}
+	if !zero(sak.Bytes()) || !zero(cak.Key.Bytes()) || !zero(fb.Key.Bytes()) {
+		t.Error("a SAK or CAK survives Wipe")
+	}
+}

@@ -241,6 +241,28 @@ func (k *KaY) transmit(out [][]byte) {
 	}
 }
 
+// Wipe clears every key the KaY holds (its CAKs and what they derive,
+// and its copies of the SAKs) once it has stopped: the SecY forgets its
+// own copies when its SAs are deleted.
+func (k *KaY) Wipe() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, p := range k.parts {
+		p.wipe()
+	}
+	for _, c := range k.o.Keys {
+		c.Key.Wipe()
+	}
+	if k.o.Fallback != nil {
+		k.o.Fallback.Key.Wipe()
+	}
+	for _, s := range []*sak{k.latest, k.old} {
+		if s != nil {
+			s.key.Wipe()
+		}
+	}
+}
+
 // Progress is when the KaY last completed a step: a KaY that stops
 // making progress is wedged.
 func (k *KaY) Progress() time.Time { return time.Unix(0, k.progress.Load()) }

@@ -72,6 +72,13 @@ func newParticipant(c CAK, now time.Time) (*participant, error) {
 	return p, nil
 }
 
+// wipe clears the participant's keys when it stops.
+func (p *participant) wipe() {
+	p.key.Key.Wipe()
+	wipe(p.ick)
+	wipe(p.kek)
+}
+
 func (p *participant) newMI() {
 	rand.Read(p.mi[:])
 	p.mn = 0

@@ -216,6 +216,9 @@ func (l *link) stop() {
 	if l.cfg.LinkFaultPassthrough() {
 		setLink(l.cfg.Plain, false)
 	}
+	if l.kay != nil {
+		l.kay.Wipe() // its CAKs, KEKs, ICKs and SAK copies
+	}
 	if l.kern != nil {
 		l.kern.Stop() // the kernel forgets the SAs with the macsec link
 		return
