@@ -48,7 +48,7 @@ func (tp *topo) mkaStatus(side string) *mka.Status {
 }
 
 func secured(m *mka.Status) bool {
-	return m != nil && m.Latest != nil && m.Latest.Transmit && len(m.CAs) > 0 && m.CAs[len(m.CAs)-1].Secured
+	return m != nil && m.Secured && m.Latest != nil && m.Latest.Transmit
 }
 
 func (tp *topo) waitMKA(what string, within time.Duration, cond func(a, b *mka.Status) bool) time.Duration {

@@ -72,10 +72,13 @@ func (k *KaY) SetKeyChain(keys []CAK, fallback *CAK) error {
 
 // principalChanged logs the fallback CAK taking over or giving way.
 func (k *KaY) principalChanged(p *participant) {
+	prev := k.lastPrincipal
+	k.lastPrincipal = p
 	switch {
-	case p.fallback:
+	case p == prev:
+	case p != nil && p.fallback:
 		k.log.Warn("fallback CAK takes over: no key chain CA has a live peer", "ckn", p.name)
-	case k.latest.ca.fallback:
+	case p != nil && prev != nil && prev.fallback:
 		k.log.Info("key chain CA is live again: the fallback CAK gives way", "ckn", p.name)
 	}
 }

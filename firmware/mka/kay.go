@@ -111,10 +111,12 @@ type KaY struct {
 	latest, old *sak
 	cp          cpState
 	used        usedSAKs
-	dest        destination
-	drops       map[Reason]uint64
-	stats       Counters
-	diag        observations
+	// lastPrincipal is the principal participant at the previous step.
+	lastPrincipal *participant
+	dest          destination
+	drops         map[Reason]uint64
+	stats         Counters
+	diag          observations
 }
 
 // Counters are the KaY's own counters.
@@ -338,6 +340,7 @@ func (k *KaY) step() {
 		k.expirePeers(p, now)
 	}
 	p := k.principal()
+	k.principalChanged(p)
 	if p == nil {
 		if k.latest != nil || k.old != nil {
 			k.log.Warn("secure connectivity association lost: no live peer; all SAs deleted (must-secure drops traffic)")
@@ -348,9 +351,6 @@ func (k *KaY) step() {
 			k.stats.CALosses++
 		}
 	} else {
-		if k.latest != nil && k.latest.ca != p {
-			k.principalChanged(p)
-		}
 		if k.isKeyServer(p) {
 			k.serveKeys(p, now)
 		} else if s := k.latest; s != nil && s.ca == p && s.ki.MI == p.mi {
