@@ -120,6 +120,7 @@ func (s *Sessions) List() []string {
 // goroutine, so a blocked Read does not keep the timeout from firing.
 type Idle struct {
 	ch     chan chunk
+	done   chan struct{} // closed by Close: the reader goroutine ends
 	d      time.Duration
 	onIdle func()
 	buf    []byte
@@ -133,12 +134,16 @@ type chunk struct {
 
 // NewIdle starts reading r.
 func NewIdle(r io.Reader, d time.Duration, onIdle func()) *Idle {
-	i := &Idle{ch: make(chan chunk), d: d, onIdle: onIdle}
+	i := &Idle{ch: make(chan chunk), done: make(chan struct{}), d: d, onIdle: onIdle}
 	go func() {
 		for {
 			b := make([]byte, 1024)
 			n, err := r.Read(b)
-			i.ch <- chunk{b[:n], err}
+			select {
+			case i.ch <- chunk{b[:n], err}:
+			case <-i.done:
+				return // nobody reads any more
+			}
 			if err != nil {
 				close(i.ch)
 				return
@@ -179,6 +184,17 @@ func (i *Idle) Read(p []byte) (int, error) {
 		return n, err
 	}
 	return n, nil
+}
+
+// Close ends the reader goroutine once its pending Read returns (close r
+// too, so that it does). Every Idle must be closed, or its goroutine
+// stays for good.
+func (i *Idle) Close() {
+	select {
+	case <-i.done:
+	default:
+		close(i.done)
+	}
 }
 
 // SetTimeout changes the idle time and what happens then; the console
