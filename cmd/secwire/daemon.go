@@ -11,11 +11,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/ctl"
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/firmware/watchdog"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
@@ -24,7 +27,7 @@ import (
 )
 
 const daemonUsage = `usage: secwire daemon --config FILE [--socket PATH] [--state DIR] [--log-level debug|info|warn|error]
-                      [--ssh ADDR] [--host-key FILE]
+                      [--ssh ADDR] [--host-key FILE] [--watchdog DURATION] [--test-hooks]
 
 Runs the links of FILE (the format is docs/config.md) until SIGTERM or
 SIGINT, logging to standard error; 'secwire show' reads its status from
@@ -33,7 +36,16 @@ the management socket (default ` + ctl.DefaultSocket + `).
 --ssh ADDR (such as 127.0.0.1:2222) serves the management CLI over SSH to
 the users of FILE; a commit there rewrites FILE (earlier versions are kept
 as FILE.1 ... FILE.10, secrets sealed with seal.key beside it). The host
-key (default ssh_host_ed25519_key beside FILE) is made on first start`
+key (default ssh_host_ed25519_key beside FILE) is made on first start.
+
+--watchdog DURATION (such as 60s) ends the daemon with an error when its
+links, their key agreement or its management plane make no progress for
+that long, as the appliance's hardware watchdog resets the box: run it
+under a service manager that restarts it. GET /health on the socket says
+what is wedged either way.
+
+--test-hooks serves fault injection on the socket (a KaY that hangs, for
+watchdog tests) and goroutine stacks; never on a production host`
 
 // daemonCmd runs the host daemon.
 func daemonCmd(ctx context.Context, args []string) error {
@@ -45,6 +57,8 @@ func daemonCmd(ctx context.Context, args []string) error {
 	state := fs.String("state", "/var/lib/secwire", "state directory (transmit PN ceilings)")
 	sshAddr := fs.String("ssh", "", "SSH listen address")
 	hostKey := fs.String("host-key", "", "SSH host key file")
+	wd := fs.Duration("watchdog", 0, "end the daemon when it makes no progress for this long")
+	testHooks := fs.Bool("test-hooks", false, "fault injection on the management socket")
 	if err := fs.Parse(args); err != nil || *file == "" || fs.NArg() != 0 {
 		return errors.New(daemonUsage)
 	}
@@ -66,8 +80,32 @@ func daemonCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Stop()
-	errc := make(chan error, 2)
-	go func() { errc <- ctl.Serve(ctx, *sock, ctl.Handlers{Status: m.Status, Rekey: m.Rekey}) }()
+	errc := make(chan error, 3)
+	env := &cli.Env{Manager: m, Audit: audit}
+	// The management plane's proof of progress: a silent operator session.
+	beat := &health.Beat{}
+	beat.Mark(time.Now())
+	go cli.Heartbeat(ctx, env, beat, time.Second)
+	mon := &health.Monitor{}
+	mon.Add("links", m.Health)
+	mon.Add("management", func(now time.Time) error {
+		return health.Stale("the CLI (show mka)", beat.Last(), now, health.StaleAfter)
+	})
+	h := ctl.Handlers{Status: m.Status, Rekey: m.Rekey, Health: mon.Check}
+	if *testHooks {
+		log.Warn("test hooks enabled: fault injection is reachable on the management socket")
+		h.StallMKA = m.StallMKA
+	}
+	go func() { errc <- ctl.Serve(ctx, *sock, h) }()
+	if *wd > 0 {
+		soft := &watchdog.Soft{Timeout: *wd}
+		go watchdog.Feed(ctx, soft, mon, time.Second, log)
+		go func() {
+			if err := soft.Run(ctx); err != nil {
+				errc <- fmt.Errorf("%w: the links, MKA or management plane stopped making progress (see the log); exiting for the service manager to restart the daemon", err)
+			}
+		}()
+	}
 	if *sshAddr != "" {
 		ln, err := net.Listen("tcp", *sshAddr)
 		if err != nil {
@@ -77,7 +115,7 @@ func daemonCmd(ctx context.Context, args []string) error {
 			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 		}
 		sessions := &access.Sessions{}
-		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List}
+		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, StallMKA: h.StallMKA}
 		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/secwire/secwire/firmware/config"
@@ -47,11 +48,32 @@ type Manager struct {
 	history *store.History
 	sealer  *config.Sealer
 
+	// mu serialises changes (commits, confirm expiry, stop); readers never
+	// take it. A change may wait up to the supervisor's stop timeout for
+	// wedged links, and show, the CLI prompt and the watchdog must not
+	// wait behind that.
 	mu      sync.Mutex
 	running *config.Config
 	sup     *supervisor.Supervisor
 	pending *pendingConfirm
+
+	view      atomic.Pointer[view]  // what readers see, published under mu
+	busySince atomic.Int64          // unix ns since a change holds mu, 0 when none
+	wedged    atomic.Pointer[error] // links that did not stop: only a reset helps
 }
+
+// view is what readers see: the running config, its supervisor and the
+// commit confirmed deadline, as of the last completed change.
+type view struct {
+	running *config.Config
+	sup     *supervisor.Supervisor
+	pending time.Time
+}
+
+// BusyLimit is how long a change may hold the config before Health calls
+// the management plane wedged: twice a supervisor's stop timeout, and
+// room for starting the links again.
+const BusyLimit = 2*supervisor.DefaultStopTimeout + 40*time.Second
 
 type pendingConfirm struct {
 	previous *config.Config
@@ -102,19 +124,41 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 		o.Log.Error(startErr.Error() + "; running without links until a commit fixes it")
 		m.sup, _ = supervisor.Start(ctx, &config.Config{}, m.supOpts())
 	}
+	m.publish()
 	return m, startErr
+}
+
+// publish makes the state readers see the current one. Called with mu held.
+func (m *Manager) publish() {
+	v := &view{running: m.running.Clone(), sup: m.sup}
+	if m.pending != nil {
+		v.pending = m.pending.deadline
+	}
+	m.view.Store(v)
+}
+
+// lock takes mu for a change; the returned func publishes the result and
+// releases it.
+func (m *Manager) lock() (unlock func()) {
+	m.mu.Lock()
+	m.busySince.Store(time.Now().UnixNano())
+	return func() {
+		m.publish()
+		m.busySince.Store(0)
+		m.mu.Unlock()
+	}
 }
 
 func (m *Manager) supOpts() supervisor.Options {
 	return supervisor.Options{Log: m.opts.Log, StateDir: m.opts.StateDir, Now: m.opts.Now}
 }
 
-// Running is a copy of the running config.
-func (m *Manager) Running() *config.Config {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.running.Clone()
-}
+// Running is a copy of the running config. It never waits for a commit
+// in progress: during one it is the config before it.
+func (m *Manager) Running() *config.Config { return m.view.Load().running.Clone() }
+
+// Hostname is the configured host name, "" if none (the CLI prompt).
+func (m *Manager) Hostname() string { return m.view.Load().running.System.Hostname }
 
 // Recorder keeps the audit trail of commits (mgmt/audit).
 type Recorder interface {
@@ -144,8 +188,7 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 	if errs := cand.Check(); len(errs) > 0 {
 		return Result{}, errs
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock()()
 	var r Result
 	if m.pending != nil {
 		m.pending.stop()
@@ -178,8 +221,7 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 
 // expire rolls a commit confirmed back.
 func (m *Manager) expire(p *pendingConfirm) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock()()
 	if m.pending != p {
 		return // confirmed meanwhile
 	}
@@ -196,14 +238,7 @@ func (m *Manager) expire(p *pendingConfirm) {
 }
 
 // Pending is the deadline of an unconfirmed commit confirmed, zero if none.
-func (m *Manager) Pending() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.pending == nil {
-		return time.Time{}
-	}
-	return m.pending.deadline
-}
+func (m *Manager) Pending() time.Time { return m.view.Load().pending }
 
 // apply makes c the running config; on failure the old one runs again.
 // Called with mu held.
@@ -213,7 +248,16 @@ func (m *Manager) apply(c *config.Config) (bool, error) {
 		return false, nil
 	}
 	old := m.running
-	m.sup.Stop()
+	if err := m.sup.Stop(); err != nil {
+		// Starting the new links beside ones that may still forward could
+		// put two datapaths on one port: stay as we are, and let the
+		// watchdog reset the box (Health reports it from now on).
+		err = fmt.Errorf("%w; the new config was not applied, and the box must be reset (the watchdog does it)", err)
+		m.wedged.Store(&err)
+		m.opts.Log.Error("commit: " + err.Error())
+		return true, err
+	}
+	m.wedged.Store(nil)
 	sup, err := supervisor.Start(m.ctx, c, m.supOpts())
 	if err != nil {
 		m.opts.Log.Error("commit did not apply; restoring the previous config", "err", err)
@@ -249,39 +293,57 @@ func (m *Manager) Rollback(n int) (*config.Config, error) {
 // History lists the stored commits, newest first.
 func (m *Manager) History() []store.Entry { return m.history.List() }
 
-// Status is the links' status.
+// Status is the links' status. It never waits for a commit in progress
+// (during one it shows the links being replaced) and answers within the
+// supervisor's status budget even when a link is wedged.
 func (m *Manager) Status() supervisor.Status {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := m.sup.Status()
-	if h := m.running.System.Hostname; h != "" {
+	v := m.view.Load()
+	st := v.sup.Status()
+	if h := v.running.System.Hostname; h != "" {
 		st.Hostname = h
 	}
 	return st
 }
 
 // Rekey asks a link's key server for a new SAK.
-func (m *Manager) Rekey(link string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.sup.Rekey(link)
-}
+func (m *Manager) Rekey(link string) error { return m.view.Load().sup.Rekey(link) }
 
 // ClearCounters makes the counters count from now.
-func (m *Manager) ClearCounters() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.sup.ClearCounters()
+func (m *Manager) ClearCounters() { m.view.Load().sup.ClearCounters() }
+
+// StallMKA makes a link's key agreement hang for d: the test hook that
+// shows the watchdog resets a box whose KaY is wedged.
+func (m *Manager) StallMKA(link string, d time.Duration) error {
+	return m.view.Load().sup.Stall(link, d)
+}
+
+// Health reports why the links or the config are not making progress:
+// links that did not stop for a commit, a commit that holds the config
+// for longer than BusyLimit, a link whose supervisor loop or key
+// agreement is wedged. nil when all is well.
+func (m *Manager) Health(now time.Time) error {
+	var errs []error
+	if p := m.wedged.Load(); p != nil {
+		errs = append(errs, *p)
+	}
+	if b := m.busySince.Load(); b != 0 {
+		if d := now.Sub(time.Unix(0, b)); d > BusyLimit {
+			errs = append(errs, fmt.Errorf("a commit has held the configuration for %s", d.Round(time.Second)))
+		}
+	}
+	return errors.Join(append(errs, m.view.Load().sup.Health(now))...)
 }
 
 // Stop stops the links (their keys are forgotten).
 func (m *Manager) Stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock()()
 	if m.pending != nil {
 		m.pending.stop()
+		m.pending = nil
 	}
-	m.sup.Stop()
+	if err := m.sup.Stop(); err != nil {
+		m.opts.Log.Error("stop: " + err.Error())
+	}
 }
 
 // Zeroize stops the links and deletes the config, every rollback copy,
@@ -289,8 +351,7 @@ func (m *Manager) Stop() {
 // is a first boot.
 func (m *Manager) Zeroize(extra ...string) error {
 	m.Stop()
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock()()
 	m.running = &config.Config{}
 	errs := []error{m.history.Wipe()}
 	for _, f := range append(extra, filepath.Join(filepath.Dir(m.opts.ConfigPath), config.SealKeyName)) {

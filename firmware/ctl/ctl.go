@@ -14,9 +14,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/supervisor"
 )
 
@@ -28,10 +32,23 @@ type Handlers struct {
 	Status func() supervisor.Status
 	// Rekey asks a link's key server for a new SAK.
 	Rekey func(link string) error
+	// Health says why the daemon is not making progress, nil when it is.
+	Health func(now time.Time) error
+	// StallMKA hangs a link's key agreement (fault injection). When it is
+	// set the socket also serves goroutine stacks: both only with test
+	// hooks on.
+	StallMKA func(link string, d time.Duration) error
 }
 
-// Serve answers GET /status and POST /rekey?link=NAME on the socket at
-// path until ctx is done.
+// Serve answers on the socket at path until ctx is done:
+//
+//	GET  /status                         the links' status (JSON)
+//	POST /rekey?link=NAME                a new SAK
+//	GET  /health                         200 "ok", or 503 and what is wedged
+//	GET  /debug/runtime[?free=1]         goroutines, threads, RSS (JSON);
+//	                                     free=1 returns unused heap to the OS first
+//	POST /test/stall-mka?link=&seconds=  test hooks only
+//	GET  /debug/stacks                   test hooks only
 func Serve(ctx context.Context, path string, h Handlers) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
@@ -55,6 +72,46 @@ func Serve(ctx context.Context, path string, h Handlers) error {
 			http.Error(w, err.Error(), http.StatusConflict)
 		}
 	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		if h.Health != nil {
+			if err := h.Health(time.Now()); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /debug/runtime", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("free") == "1" {
+			debug.FreeOSMemory() // what is left is what is in use
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(health.ReadRuntime())
+	})
+	if h.StallMKA != nil {
+		mux.HandleFunc("POST /test/stall-mka", func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			sec, err := strconv.Atoi(q.Get("seconds"))
+			if err != nil || sec < 1 || sec > 3600 {
+				http.Error(w, "seconds: want 1..3600", http.StatusBadRequest)
+				return
+			}
+			if err := h.StallMKA(q.Get("link"), time.Duration(sec)*time.Second); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+			}
+		})
+		mux.HandleFunc("GET /debug/stacks", func(w http.ResponseWriter, r *http.Request) {
+			buf := make([]byte, 1<<20)
+			for {
+				n := runtime.Stack(buf, true)
+				if n < len(buf) {
+					w.Write(buf[:n])
+					return
+				}
+				buf = make([]byte, 2*len(buf))
+			}
+		})
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -67,19 +124,89 @@ func Serve(ctx context.Context, path string, h Handlers) error {
 	return nil
 }
 
+// client talks to the socket at path, one connection per request: an
+// idle kept-alive connection would hold a goroutine in the daemon.
 func client(path string) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
 		},
 	}}
 }
 
+func notRunning(path string, err error) error {
+	return fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+}
+
+// get fetches a path from the daemon and returns the body of a 200
+// answer, or an error with the body of any other.
+func get(sock, p string) ([]byte, error) {
+	resp, err := client(sock).Get("http://secwire" + p)
+	if err != nil {
+		return nil, notRunning(sock, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return b, errors.New(strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+// Health asks the daemon at path whether it is making progress: nil, or
+// what is wedged.
+func Health(path string) error {
+	_, err := get(path, "/health")
+	return err
+}
+
+// ReadRuntime asks the daemon at path for its goroutines, threads and RSS;
+// with free, after it returned its unused heap to the OS (a leak check
+// then sees what is in use, not what the GC has yet to give back).
+func ReadRuntime(path string, free bool) (health.Runtime, error) {
+	var r health.Runtime
+	q := ""
+	if free {
+		q = "?free=1"
+	}
+	b, err := get(path, "/debug/runtime"+q)
+	if err != nil {
+		return r, err
+	}
+	return r, json.Unmarshal(b, &r)
+}
+
+// Stacks is every goroutine's stack in the daemon at path (test hooks).
+func Stacks(path string) (string, error) {
+	b, err := get(path, "/debug/stacks")
+	return string(b), err
+}
+
+// StallMKA hangs link's key agreement for d in the daemon at path (test
+// hooks).
+func StallMKA(path, link string, d time.Duration) error {
+	u := fmt.Sprintf("http://secwire/test/stall-mka?link=%s&seconds=%d", url.QueryEscape(link), int(d/time.Second))
+	resp, err := client(path).Post(u, "", nil)
+	if err != nil {
+		return notRunning(path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return errors.New(strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
 // Rekey asks the daemon at path for a new SAK on link.
 func Rekey(path, link string) error {
 	resp, err := client(path).Post("http://secwire/rekey?link="+url.QueryEscape(link), "", nil)
 	if err != nil {
-		return fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+		return notRunning(path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -94,7 +221,7 @@ func Status(path string) (supervisor.Status, error) {
 	var st supervisor.Status
 	resp, err := client(path).Get("http://secwire/status")
 	if err != nil {
-		return st, fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+		return st, notRunning(path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,10 @@ type LinkStatus struct {
 	TxSCCounters     Counters    `json:"tx_sc_counters"`
 	DatapathCounters Counters    `json:"datapath_counters"`
 	MKA              *mka.Status `json:"mka,omitempty"`
+	// Stale is set when a part of the link (its key agreement or its
+	// datapath) did not answer in time: the rest is the last status it
+	// gave, and Stale says since when.
+	Stale string `json:"stale,omitempty"`
 }
 
 // PortState is an interface as the kernel reports it.
@@ -100,16 +105,83 @@ func counters(v any) Counters {
 	return out
 }
 
-// Status reports every link.
+// statusBudget is how long Status waits for a link's parts to answer
+// before it shows their last answer: `show` must answer within a second
+// even when a KaY or a datapath is wedged.
+const statusBudget = 500 * time.Millisecond
+
+// Status reports every link. It never waits for a link longer than
+// statusBudget, and is safe while Stop runs.
 func (s *Supervisor) Status() Status {
 	h, _ := os.Hostname()
 	st := Status{Hostname: h, Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
-	for _, l := range s.links {
-		ls := l.status()
+	for _, ls := range s.readAll() {
 		s.sinceClear(&ls)
 		st.Links = append(st.Links, ls)
 	}
 	return st
+}
+
+// readAll reads every link's status at once, within one statusBudget.
+func (s *Supervisor) readAll() []LinkStatus {
+	out := make([]LinkStatus, len(s.links))
+	var wg sync.WaitGroup
+	for i, l := range s.links {
+		wg.Add(1)
+		go func() { defer wg.Done(); out[i], _ = l.reader.read(l, statusBudget) }()
+	}
+	wg.Wait()
+	return out
+}
+
+// statusReader reads a link's status on a goroutine of its own, one read
+// at a time, so a caller can stop waiting for a wedged part: it gets the
+// last complete status instead, marked stale. A wedged part costs one
+// goroutine, however often the status is asked for.
+type statusReader struct {
+	mu       sync.Mutex
+	inflight chan struct{} // closed when the read under way ends
+	started  time.Time     // when the read under way started
+	last     *LinkStatus
+	lastAt   time.Time
+}
+
+// read returns l's status, fresh if it came within budget.
+func (r *statusReader) read(l *link, budget time.Duration) (LinkStatus, bool) {
+	r.mu.Lock()
+	done := r.inflight
+	if done == nil {
+		done = make(chan struct{})
+		r.inflight, r.started = done, time.Now()
+		go func() {
+			ls := l.status()
+			r.mu.Lock()
+			r.last, r.lastAt, r.inflight = &ls, time.Now(), nil
+			r.mu.Unlock()
+			close(done)
+		}()
+	}
+	r.mu.Unlock()
+	t := time.NewTimer(budget)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight == nil && r.last != nil && !r.lastAt.Before(r.started) {
+		return *r.last, true
+	}
+	stuck := time.Since(r.started).Round(100 * time.Millisecond)
+	if r.last == nil {
+		return LinkStatus{Name: l.cfg.Name, Backend: l.backend, Datapath: l.datapath,
+			Stale: fmt.Sprintf("the link's key agreement or datapath has not answered for %s; no earlier status", stuck)}, false
+	}
+	ls := *r.last
+	ls.Stale = fmt.Sprintf("the link's key agreement or datapath has not answered for %s; status as of %s",
+		stuck, r.lastAt.Format(time.TimeOnly))
+	return ls, false
 }
 
 func (l *link) status() LinkStatus {
@@ -277,8 +349,8 @@ func atoi(s string) int {
 // does on a router; the underlying IEEE counters keep running.
 func (s *Supervisor) ClearCounters() {
 	base := map[string]LinkStatus{}
-	for _, l := range s.links {
-		base[l.cfg.Name] = l.status()
+	for _, ls := range s.readAll() {
+		base[ls.Name] = ls
 	}
 	s.mu.Lock()
 	s.cleared = base

@@ -12,13 +12,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/internal/ifquiet"
 	"github.com/secwire/secwire/offload/kernel"
@@ -34,7 +37,14 @@ type Options struct {
 	StateDir string
 	// Now is the clock of the uptime; nil is time.Now.
 	Now func() time.Time
+	// StopTimeout bounds Stop (default DefaultStopTimeout).
+	StopTimeout time.Duration
 }
+
+// DefaultStopTimeout is how long Stop waits for the links to stop before
+// it reports what is stuck. Every part stops in well under a second
+// unless it is wedged.
+const DefaultStopTimeout = 10 * time.Second
 
 // Supervisor runs the links of one config.
 type Supervisor struct {
@@ -45,8 +55,15 @@ type Supervisor struct {
 	wg     sync.WaitGroup
 	start  time.Time
 
+	stopOnce sync.Once
+	stopping atomic.Bool
+	stopped  chan struct{} // closed when Stop has stopped everything
+
 	mu      sync.Mutex
 	cleared map[string]LinkStatus // counters at the last ClearCounters
+	// tasks are the goroutines and stop steps under way, by name: what
+	// Stop names when something does not stop.
+	tasks map[string]int
 }
 
 type link struct {
@@ -66,8 +83,10 @@ type link struct {
 	// datapath's do.
 	plainBase [2]uint64
 	lineMTU   int
-	guard     *pnGuard // static keys: no PN reuse across restarts
-	kay       *mka.KaY // MKA links
+	guard     *pnGuard    // static keys: no PN reuse across restarts
+	kay       *mka.KaY    // MKA links
+	beat      health.Beat // marked by the watch loop each time round
+	reader    statusReader
 
 	mu       sync.Mutex
 	plainUp  bool   // what link-fault pass-through last set
@@ -91,31 +110,116 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Supervisor{opts: o, log: o.Log, start: o.Now()}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	s := &Supervisor{opts: o, log: o.Log, start: o.Now(), stopped: make(chan struct{}), tasks: map[string]int{}}
 	ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
 		l, err := s.startLink(ctx, cfg.Links[i])
 		if err != nil {
-			s.Stop()
+			if serr := s.Stop(); serr != nil {
+				s.log.Error(serr.Error())
+			}
 			return nil, fmt.Errorf("link %s: %w", cfg.Links[i].Name, err)
 		}
 		s.links = append(s.links, l)
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.watch(ctx, l) }()
+		s.spawn("link "+l.cfg.Name+": supervisor loop", func() { s.watch(ctx, l) })
 	}
 	return s, nil
 }
 
+// spawn runs fn on a goroutine that Stop waits for, under a name Stop
+// reports if it does not end.
+func (s *Supervisor) spawn(name string, fn func()) {
+	s.wg.Add(1)
+	s.task(name, 1)
+	go func() {
+		defer s.wg.Done()
+		defer s.task(name, -1)
+		fn()
+	}()
+}
+
+func (s *Supervisor) task(name string, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tasks[name] += d; s.tasks[name] <= 0 {
+		delete(s.tasks, name)
+	}
+}
+
 // Stop stops every link. With link-fault pass-through the plaintext port
 // is taken down, so the customer's router sees the encryptor go away
-// instead of a silent blackhole.
-func (s *Supervisor) Stop() {
-	s.cancel()
-	s.wg.Wait()
-	for _, l := range s.links {
-		l.stop()
+// instead of a silent blackhole. It waits at most Options.StopTimeout and
+// then returns an error naming what has not stopped (a wedged datapath or
+// key agreement); the stop goes on in the background, and a later Stop
+// waits for the same one.
+func (s *Supervisor) Stop() error {
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		go func() {
+			s.cancel()
+			s.wg.Wait()
+			for _, l := range s.links {
+				name := "link " + l.cfg.Name + ": datapath stop (" + l.backend + ")"
+				s.task(name, 1)
+				l.stop()
+				s.task(name, -1)
+			}
+			close(s.stopped)
+		}()
+	})
+	select {
+	case <-s.stopped:
+		return nil
+	case <-time.After(s.opts.StopTimeout):
 	}
-	s.links = nil
+	s.mu.Lock()
+	stuck := make([]string, 0, len(s.tasks))
+	for name := range s.tasks {
+		stuck = append(stuck, name)
+	}
+	s.mu.Unlock()
+	slices.Sort(stuck)
+	return fmt.Errorf("links did not stop within %s; still running: %s", s.opts.StopTimeout, strings.Join(stuck, "; "))
+}
+
+// Stall makes the named link's key agreement hang for d, as a wedged KaY
+// would (test hooks only: the watchdog test).
+func (s *Supervisor) Stall(name string, d time.Duration) error {
+	for _, l := range s.links {
+		if l.cfg.Name != name {
+			continue
+		}
+		if l.kay == nil {
+			return fmt.Errorf("link %s is keyed with static SAKs, not MKA", name)
+		}
+		l.kay.Stall(d)
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNoLink, name)
+}
+
+// Health reports the links whose supervisor loop or key agreement has made
+// no progress for health.StaleAfter, or nil. A supervisor being stopped
+// reports nothing: Stop bounds that itself.
+func (s *Supervisor) Health(now time.Time) error {
+	if s.stopping.Load() {
+		return nil
+	}
+	var errs []error
+	for _, l := range s.links {
+		if err := health.Stale("link "+l.cfg.Name+" supervisor loop", l.beat.Last(), now, health.StaleAfter); err != nil {
+			errs = append(errs, err)
+		}
+		if l.kay != nil {
+			if err := health.Stale("link "+l.cfg.Name+" MKA", l.kay.Progress(), now, health.StaleAfter); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // stop stops the link's datapath and forgets its keys.
@@ -238,8 +342,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 		}
 	}
 	if l.kay != nil {
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); l.kay.Run(ctx) }()
+		s.spawn("link "+lc.Name+": MKA", func() { l.kay.Run(ctx) })
 	}
 	if lc.ShouldSecure() {
 		log.Warn("policy should-secure: frames cross IN CLEAR whenever no SA is up")
@@ -297,6 +400,7 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 	defer t.Stop()
 	first := true
 	for {
+		l.beat.Mark(time.Now())
 		carrier := readCarrier(l.cfg.Line)
 		secured := l.secured()
 		fault := ""
@@ -348,7 +452,11 @@ func (l *link) checkDataPlane(log *slog.Logger) {
 	if !l.secured() {
 		return
 	}
-	diag, looked := l.data.look(time.Now(), l.status())
+	ls, fresh := l.reader.read(l, statusBudget)
+	if !fresh {
+		return // a part of the link is slow to answer; look next time
+	}
+	diag, looked := l.data.look(time.Now(), ls)
 	if !looked {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 // dropped.
 func MKA(w io.Writer, st supervisor.Status) {
 	for _, l := range st.Links {
+		stale(w, l)
 		m := l.MKA
 		if m == nil {
 			fmt.Fprintf(w, "link %s: static keys, no MKA\n", l.Name)

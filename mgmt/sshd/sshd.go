@@ -220,6 +220,7 @@ func (s *Server) run(ch ssh.Channel, who commit.Who, role, cmd string, pty bool,
 		ch.CloseWrite()
 		ch.Close()
 	})
+	defer in.Close()
 	rw := struct {
 		io.Reader
 		io.Writer
