@@ -52,7 +52,10 @@ func TestFeedOnlyWhileHealthy(t *testing.T) {
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { Feed(ctx, dev, mon, 5*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil))); close(done) }()
+	go func() {
+		Feed(ctx, dev, mon, 5*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+		close(done)
+	}()
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
