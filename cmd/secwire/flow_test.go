@@ -25,8 +25,10 @@ type flow struct {
 	name   string
 	id     byte
 	rate   int
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	// The sender stops first; the receiver a moment later, once the
+	// frames in flight have arrived.
+	stopSend, stopRecv context.CancelFunc
+	sending, receiving sync.WaitGroup
 
 	mu     sync.Mutex
 	sentAt []time.Time // send time by sequence number
@@ -72,14 +74,16 @@ func startFlow(t *testing.T, name string, id byte, from, to *netns.NS, rate, lim
 	}
 	tv := unix.Timeval{Usec: 100_000}
 	unix.SetsockoptTimeval(rxFD, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &flow{name: name, id: id, rate: rate, cancel: cancel, got: make([]bool, limit)}
-	f.done.Add(2)
+	sendCtx, stopSend := context.WithCancel(context.Background())
+	recvCtx, stopRecv := context.WithCancel(context.Background())
+	f := &flow{name: name, id: id, rate: rate, stopSend: stopSend, stopRecv: stopRecv, got: make([]bool, limit)}
+	f.sending.Add(1)
+	f.receiving.Add(1)
 	go func() { // receiver
-		defer f.done.Done()
+		defer f.receiving.Done()
 		defer unix.Close(rxFD)
 		buf := make([]byte, 2048)
-		for ctx.Err() == nil {
+		for recvCtx.Err() == nil {
 			n, _, err := unix.Recvfrom(rxFD, buf, 0)
 			if err != nil || n < 14+len(marker)+9 || buf[14+len(marker)] != id {
 				continue
@@ -98,7 +102,7 @@ func startFlow(t *testing.T, name string, id byte, from, to *netns.NS, rate, lim
 		}
 	}()
 	go func() { // sender
-		defer f.done.Done()
+		defer f.sending.Done()
 		defer unix.Close(txFD)
 		frame := make([]byte, 128)
 		copy(frame, dst)
@@ -111,7 +115,7 @@ func startFlow(t *testing.T, name string, id byte, from, to *netns.NS, rate, lim
 		defer tick.Stop()
 		for seq := 0; seq < limit; seq++ {
 			select {
-			case <-ctx.Done():
+			case <-sendCtx.Done():
 				return
 			case <-tick.C:
 			}
@@ -126,11 +130,13 @@ func startFlow(t *testing.T, name string, id byte, from, to *netns.NS, rate, lim
 	return f
 }
 
-// stop ends the flow, leaving a moment for frames in flight.
+// stop ends the flow, leaving a second for the frames in flight.
 func (f *flow) stop() {
-	time.Sleep(500 * time.Millisecond)
-	f.cancel()
-	f.done.Wait()
+	f.stopSend()
+	f.sending.Wait()
+	time.Sleep(time.Second)
+	f.stopRecv()
+	f.receiving.Wait()
 }
 
 // counts reports frames sent and received so far.
@@ -174,4 +180,23 @@ func (f *flow) waitFlowing(within time.Duration) error {
 		}
 	}
 	return fmt.Errorf("flow %s: frames sent since %s ago do not arrive", f.name, within)
+}
+
+// lossBursts lists runs of lost frames sent when excused said no: when
+// each began (since t0) and how many frames it lost, at most n of them.
+func (f *flow) lossBursts(excused func(time.Time) bool, t0 time.Time, n int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for seq := 0; seq < len(f.sentAt) && len(out) < n; seq++ {
+		if f.got[seq] || excused(f.sentAt[seq]) {
+			continue
+		}
+		first := seq
+		for seq+1 < len(f.sentAt) && !f.got[seq+1] && !excused(f.sentAt[seq+1]) {
+			seq++
+		}
+		out = append(out, fmt.Sprintf("%s: %d lost", f.sentAt[first].Sub(t0).Round(10*time.Millisecond), seq-first+1))
+	}
+	return out
 }
