@@ -76,6 +76,7 @@ bench-boot: image
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 10m ./offload/macsec/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10m ./firmware/mka/
+	$(GO) test -run '^$$' -fuzz FuzzKaY -fuzztime 10m ./firmware/mka/
 
 # The soak of issue 14 (not in make test; needs root): two daemons on the
 # software datapath in network namespaces, traffic both ways, a rekey every

@@ -87,8 +87,9 @@ func newTopo(t *testing.T, suite macsec.CipherSuite) *topo {
 	return newTopoNoTools(t, suite)
 }
 
-// newTopoNoTools builds the topology with ip, ping and ethtool only.
-func newTopoNoTools(t *testing.T, suite macsec.CipherSuite) *topo {
+// newTopoNoTools builds the topology with ip, ping and ethtool only. With
+// a wire option the line runs through a relay the test controls.
+func newTopoNoTools(t *testing.T, suite macsec.CipherSuite, w ...*wire) *topo {
 	t.Helper()
 	tp := &topo{t: t, dir: t.TempDir(), daemons: map[string]*exec.Cmd{}, suite: suite,
 		macA: "02:5e:00:00:0a:01", macB: "02:5e:00:00:0b:01"}
@@ -112,7 +113,11 @@ func newTopoNoTools(t *testing.T, suite macsec.CipherSuite) *topo {
 		}
 	}
 	must(netns.Veth(tp.h1, "eth0", tp.a, "plain"))
-	must(netns.Veth(tp.a, "line", tp.b, "line"))
+	if len(w) > 0 {
+		must(w[0].connect(t, tp.a, tp.b, id))
+	} else {
+		must(netns.Veth(tp.a, "line", tp.b, "line"))
+	}
 	must(netns.Veth(tp.b, "plain", tp.h2, "eth0"))
 	must(tp.a.IP("link", "set", "dev", "line", "address", tp.macA))
 	must(tp.b.IP("link", "set", "dev", "line", "address", tp.macB))

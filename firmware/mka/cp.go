@@ -54,7 +54,7 @@ type sak struct {
 	txOn      bool
 	installed time.Time
 	allTx     time.Time // when every member was first seen transmitting with it
-	distSAK   *DistSAK  // key server: what to distribute until acknowledged
+	distSAK   *DistSAK  // key server: what it distributes while a member lacks it
 	lpnSample uint64    // transmit next PN at the previous MKPDU (SAK Use)
 }
 
@@ -129,7 +129,7 @@ func (k *KaY) install(p *participant, s *sak) error {
 	}
 	k.latest, k.old = tx, nil
 	s.rx = map[macsec.SCI]bool{}
-	txPN := uint64(1)
+	txPN := max(1, k.used.next(s.ki))
 	for _, pe := range p.livePeers() {
 		txPN = max(txPN, peerLPN(pe, s.ki))
 	}
@@ -140,6 +140,7 @@ func (k *KaY) install(p *participant, s *sak) error {
 		for sci := range tx.rx {
 			k.o.SecY.DeleteRxSA(sci, tx.an)
 		}
+		k.used.record(tx.ki, k.o.SecY.TxNextPN(tx.an))
 		if err := k.o.SecY.InstallTxSA(k.params(s, p.mi, txPN)); err != nil {
 			return err
 		}
@@ -164,6 +165,19 @@ func (k *KaY) install(p *participant, s *sak) error {
 	k.stats.SAKsInstalled++
 	k.log.Info("SAK installed", "ckn", p.name, "kn", s.ki.KN, "an", s.an, "sak", s.key.Fingerprint(), "receive_scs", len(s.rx), "cp", k.cp)
 	return nil
+}
+
+// abandonLatest deletes a latest SAK that never transmitted here; the old
+// one, which transmits, becomes the latest again (CP back to SECURED).
+func (k *KaY) abandonLatest() {
+	s := k.latest
+	if s == nil || s.txOn || k.old == nil || !k.old.txOn {
+		return
+	}
+	k.log.Info("SAK abandoned before use", "kn", s.ki.KN, "an", s.an)
+	k.deleteSAK(s)
+	k.latest, k.old = k.old, nil
+	k.setCP(cpSecured)
 }
 
 // ensureReceive installs receive SAs of the installed SAKs for members
@@ -203,6 +217,7 @@ func (k *KaY) deleteSAK(s *sak) {
 	if k.o.SecY.EncodingSA() == int(s.an) {
 		k.o.SecY.SetEncodingSA(-1)
 	}
+	k.used.record(s.ki, k.o.SecY.TxNextPN(s.an))
 	k.o.SecY.DeleteTxSA(s.an)
 	for sci := range s.rx {
 		k.o.SecY.DeleteRxSA(sci, s.an)
@@ -262,9 +277,6 @@ func (k *KaY) transition(p *participant, now time.Time) {
 		k.log.Info("transmitting with the new SAK", "ckn", p.name, "kn", s.ki.KN, "an", s.an)
 		p.due = minTime(p.due, p.lastSent.Add(boundedHello))
 	}
-	if s.distSAK != nil && receiving {
-		s.distSAK = nil
-	}
 	if k.old == nil {
 		return
 	}
@@ -281,6 +293,16 @@ func (k *KaY) transition(p *participant, now time.Time) {
 	}
 }
 
+// acknowledged reports whether every live member reports receiving with s.
+func (k *KaY) acknowledged(s *sak, p *participant) bool {
+	for _, pe := range p.livePeers() {
+		if s.member(pe.mi) && (pe.use == nil || pe.use.Latest != s.ki || !pe.use.LatestRx) {
+			return false
+		}
+	}
+	return true
+}
+
 func (k *KaY) membersLPN(members []*peer, ki KI) uint64 {
 	var pn uint64
 	for _, pe := range members {
@@ -288,3 +310,33 @@ func (k *KaY) membersLPN(members []*peer, ki KI) uint64 {
 	}
 	return pn
 }
+
+// usedSAKs remembers, for the SAKs this KaY transmitted with, the next
+// PN it would have used: a SAK installed again (the key server repeats it
+// to a member that lost it) resumes above every PN already sent, so no
+// GCM nonce repeats under one SAK and SSCI.
+type usedSAKs struct {
+	pn    map[KI]uint64
+	order []KI
+}
+
+const maxUsedSAKs = 64
+
+func (u *usedSAKs) record(ki KI, next uint64) {
+	if next == 0 {
+		return // no transmit SA, or its PN space is used up (the codec refuses it again)
+	}
+	if u.pn == nil {
+		u.pn = map[KI]uint64{}
+	}
+	if _, ok := u.pn[ki]; !ok {
+		u.order = append(u.order, ki)
+		if len(u.order) > maxUsedSAKs {
+			delete(u.pn, u.order[0])
+			u.order = u.order[1:]
+		}
+	}
+	u.pn[ki] = max(u.pn[ki], next)
+}
+
+func (u *usedSAKs) next(ki KI) uint64 { return u.pn[ki] }

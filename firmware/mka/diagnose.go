@@ -63,7 +63,7 @@ func (k *KaY) diagnosis(now time.Time) string {
 	}
 	window := 2 * k.o.Life
 	if k.diag.heard.IsZero() || now.Sub(k.diag.heard) > window {
-		return fmt.Sprintf("no MKPDU heard on the line (EtherType %#04x) for %s: the peer is not sending MKA, or the circuit filters %s; "+
+		return fmt.Sprintf("no MKPDU heard on the line (EtherType %#04x) %s: the peer is not sending MKA, or the circuit filters %s; "+
 			"try `eapol_destination auto` (or 01:80:c2:00:00:00, 01:80:c2:00:00:0e, broadcast) and check the peer's EAPOL destination",
 			k.o.EtherType, since(k.diag.heard, now), k.dest.current())
 	}
@@ -141,9 +141,9 @@ func (k *KaY) lastDropDetail(now time.Time, window time.Duration) string {
 
 func since(t, now time.Time) string {
 	if t.IsZero() {
-		return "ever"
+		return "since the link started"
 	}
-	return now.Sub(t).Truncate(time.Second).String()
+	return "for " + now.Sub(t).Truncate(time.Second).String()
 }
 
 // destination is where MKPDUs go. With auto it moves through the

@@ -151,3 +151,31 @@ func TestNonKeyServerKeepsTransmitSA(t *testing.T) {
 		t.Fatal("the CA changed")
 	}
 }
+
+// A member that lost its SAK (its SAs were deleted) and gets the same SAK
+// again from the key server resumes above every PN it already sent.
+func TestReinstalledSAKResumesPN(t *testing.T) {
+	n := newSim(t, macsec.GCMAESXPN128)
+	cak := testCAK(t, "resume", 16)
+	a := n.add("a", 1, Options{Priority: 1, Keys: []CAK{cak}})
+	b := n.add("b", 2, Options{Priority: 2, Keys: []CAK{cak}})
+	n.waitSecured(t, 10*time.Second, a, b)
+	for range 500 {
+		if _, err := b.frame(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ki, sent := b.kay.latest.ki, b.secy.TxSA(b.kay.latest.an).NextPN()
+	b.kay.deleteSAK(b.kay.latest) // lost, as after a fault
+	b.kay.latest = nil
+	b.kay.setCP(cpUnsecured)
+	b.transmitted = false // the test took it away, not the KaY
+	n.waitSecured(t, 10*time.Second, a, b)
+	if b.kay.latest.ki != ki {
+		t.Fatalf("the key server sent KN %d, not the same SAK again", b.kay.latest.ki.KN)
+	}
+	if got := b.secy.TxSA(b.kay.latest.an).NextPN(); got < sent {
+		t.Fatalf("transmit PN %d after reinstalling the SAK, below %d already sent", got, sent)
+	}
+	n.runWithTraffic(t, time.Second, "after the SAK came back", a, b)
+}

@@ -55,6 +55,8 @@ func (k *KaY) serveKeys(p *participant, now time.Time) {
 	case why != "":
 	case !s.sameMembers(p.mi, live):
 		why = "live peers changed"
+	case !k.numbered(s, p, live):
+		why = "a member's SCI changed"
 	case k.o.RekeyInterval > 0 && now.Sub(s.installed) >= k.o.RekeyInterval:
 		why = "rekey interval"
 	case k.pnPastThreshold(p):
@@ -64,7 +66,7 @@ func (k *KaY) serveKeys(p *participant, now time.Time) {
 		return
 	}
 	if s != nil && s.ca == p && s.ki.MI == p.mi && (k.old != nil || !s.txOn) {
-		if s.txOn || s.sameMembers(p.mi, live) {
+		if s.txOn || s.sameMembers(p.mi, live) && k.numbered(s, p, live) {
 			return // the running transition finishes first; retried on the next step
 		}
 	}
@@ -103,6 +105,22 @@ func (k *KaY) serveKeys(p *participant, now time.Time) {
 	}
 	k.log.Info("distributing a new SAK", "ckn", p.name, "kn", p.kn, "an", n.an, "reason", why, "sak", n.key.Fingerprint(), "members", len(n.members))
 	p.due = minTime(p.due, p.lastSent.Add(boundedHello))
+}
+
+// numbered reports whether s's SSCIs are still those the members' SCIs
+// give (XPN; always true otherwise). A member whose SCI changed would
+// refuse them, and the CA would never secure.
+func (k *KaY) numbered(s *sak, p *participant, live []*peer) bool {
+	if s.sscis == nil {
+		return true
+	}
+	want := assignSSCIs(p.mi, k.o.SCI, live)
+	for mi, ssci := range want {
+		if s.sscis[mi] != ssci {
+			return false
+		}
+	}
+	return true
 }
 
 // nextAN is the AN after the latest SAK's that the transmitting SA does
@@ -231,8 +249,16 @@ func (k *KaY) acceptSAK(p *participant, from *peer, m *MKPDU, now time.Time) {
 		k.drop(ReasonNotKeyServer, "SCI %s distributed a SAK but is not the elected key server", from.sci)
 		return
 	}
-	if last, ok := p.lastSAKFrom[from.mi]; ok && d.KN <= last {
-		return // already installed (the key server repeats it until acknowledged)
+	ki := KI{MI: from.mi, KN: d.KN}
+	if o := k.old; o != nil && o.ca == p && o.ki == ki && o.txOn {
+		// The key server distributes the SAK we transmit with: a latest
+		// SAK beside it is not the key server's and goes.
+		k.abandonLatest()
+	}
+	for _, s := range []*sak{k.latest, k.old} {
+		if s != nil && s.ca == p && s.ki == ki {
+			return // installed (the key server repeats it until acknowledged)
+		}
 	}
 	if d.Wrapped == nil {
 		k.drop(ReasonBadSAK, "key server %s distributes no SAK (MACsec not used); this link requires MACsec", from.sci)
@@ -254,7 +280,7 @@ func (k *KaY) acceptSAK(p *participant, from *peer, m *MKPDU, now time.Time) {
 		k.drop(ReasonNotMember, "key server %s distributes KN %d to members that do not include us yet", from.sci, d.KN)
 		return
 	}
-	s := &sak{ki: KI{MI: from.mi, KN: d.KN}, an: d.AN, ca: p, installed: now, members: []MI{from.mi}}
+	s := &sak{ki: ki, an: d.AN, ca: p, installed: now, members: []MI{from.mi}}
 	for _, e := range m.Live {
 		s.members = append(s.members, e.MI)
 	}
@@ -273,7 +299,6 @@ func (k *KaY) acceptSAK(p *participant, from *peer, m *MKPDU, now time.Time) {
 	}
 	s.key = macsec.NewKey(key)
 	wipe(key)
-	p.lastSAKFrom[from.mi] = d.KN
 	if err := k.install(p, s); err != nil {
 		k.log.Error("cannot install the distributed SAK", "kn", d.KN, "an", d.AN, "err", err)
 		return

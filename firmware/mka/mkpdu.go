@@ -138,6 +138,7 @@ const (
 	ReasonStaleMN      Reason = "stale-mn"
 	ReasonReplayedMI   Reason = "replayed-mi"
 	ReasonOwnMI        Reason = "peer-uses-our-mi"
+	ReasonOwnSCI       Reason = "peer-uses-our-sci"
 	ReasonBadSAK       Reason = "bad-distributed-sak"
 	ReasonSuite        Reason = "cipher-suite-mismatch"
 	ReasonNotKeyServer Reason = "sak-from-non-key-server"

@@ -31,7 +31,6 @@ type participant struct {
 	due          time.Time
 	lastSent     time.Time
 	pendingRekey string // why a new SAK is wanted, "" when not
-	lastSAKFrom  map[MI]uint32
 	badICV       uint64 // MKPDUs with this CKN whose ICV failed
 }
 
@@ -68,7 +67,7 @@ func newParticipant(c CAK, now time.Time) (*participant, error) {
 		return nil, err
 	}
 	p := &participant{key: c, name: hex.EncodeToString(c.CKN), ick: ick, kek: kek,
-		peers: map[MI]*peer{}, gone: map[MI]goneMI{}, lastSAKFrom: map[MI]uint32{}, due: now}
+		peers: map[MI]*peer{}, gone: map[MI]goneMI{}, due: now}
 	p.newMI()
 	return p, nil
 }
@@ -198,6 +197,12 @@ func (k *KaY) receive(frame []byte) {
 		p.due = now
 		return
 	}
+	if m.SCI == k.o.SCI {
+		// Another member with our SCI (a duplicate MAC address, or a
+		// forgery) would repeat our GCM nonces: it is never a peer.
+		k.drop(ReasonOwnSCI, "%s (MI %s) uses our SCI %s", f.Src, m.MI, m.SCI)
+		return
+	}
 	pe := p.peers[m.MI]
 	if pe != nil && m.MN <= pe.mn {
 		k.drop(ReasonStaleMN, "MN %d from MI %s after %d", m.MN, m.MI, pe.mn)
@@ -227,9 +232,7 @@ func (k *KaY) receive(frame []byte) {
 	pe.mn, pe.sci, pe.priority, pe.keyServer = m.MN, m.SCI, m.Priority, m.KeyServer
 	pe.expires = now.Add(k.o.Life)
 	pe.dst = append(pe.dst[:0], f.Dst...)
-	if m.SAKUse != nil {
-		pe.use = m.SAKUse
-	}
+	pe.use = m.SAKUse // its SAKs now: none when it sends no SAK Use
 	named, live := p.listsUs(m)
 	pe.listsUs = named
 	if live != pe.live {
@@ -282,7 +285,7 @@ func (k *KaY) drop(r Reason, f string, a ...any) {
 	k.diag.dropped(r, detail, k.o.Now())
 	// Counted always; logged at debug so a flood cannot fill the log.
 	k.log.Debug("MKPDU dropped", "reason", string(r), "detail", detail)
-	if r == ReasonBadICV || r == ReasonSuite || r == ReasonOwnMI || r == ReasonBadSSCI {
+	if r == ReasonBadICV || r == ReasonSuite || r == ReasonOwnMI || r == ReasonOwnSCI || r == ReasonBadSSCI {
 		if k.drops[r]&(k.drops[r]-1) == 0 { // 1st, 2nd, 4th, 8th ...
 			k.log.Warn("MKPDU dropped", "reason", string(r), "detail", detail, "count", k.drops[r])
 		}

@@ -27,8 +27,8 @@ func (k *KaY) send(p *participant, now time.Time) {
 	}
 	principal := p == k.principal()
 	var dist *sak
-	if s := k.latest; principal && ks && s != nil && s.ca == p && s.distSAK != nil {
-		dist = s
+	if s := k.latest; principal && ks && s != nil && s.ca == p && s.distSAK != nil && !k.acknowledged(s, p) {
+		dist = s // until every member reports it, and again for one that lost it
 	}
 	live := p.livePeers()
 	if dist != nil && !dist.sameMembers(p.mi, live) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ type simNode struct {
 	// transmitted: the node transmitted with a SAK since its CA formed
 	// (a non-key-server must then always keep a transmit SA).
 	transmitted bool
+	losses      uint64 // CA losses seen by check
 	seq         uint32
 }
 
@@ -162,8 +164,10 @@ func (n *simNet) check() {
 		if k.Secured() && (pr == nil || !pr.hasLive()) {
 			n.fail("%s: secured without a live peer", nd.name)
 		}
+		if pr == nil || k.stats.CALosses != nd.losses {
+			nd.transmitted, nd.losses = false, k.stats.CALosses
+		}
 		if pr == nil {
-			nd.transmitted = false
 			continue
 		}
 		if tx := k.transmitting(); tx != nil {
@@ -278,3 +282,5 @@ func (n *simNet) waitSecured(tb testing.TB, within time.Duration, group ...*simN
 		tb.Fatal(n.violation)
 	}
 }
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -76,7 +76,7 @@ type Drop struct {
 }
 
 // Reasons lists every drop reason in display order.
-var Reasons = []Reason{ReasonBadICV, ReasonUnknownCKN, ReasonStaleMN, ReasonReplayedMI, ReasonOwnMI,
+var Reasons = []Reason{ReasonBadICV, ReasonUnknownCKN, ReasonStaleMN, ReasonReplayedMI, ReasonOwnMI, ReasonOwnSCI,
 	ReasonTruncated, ReasonOversize, ReasonBadLength, ReasonBadEAPOL, ReasonBadVersion, ReasonBadAgility,
 	ReasonBadSAK, ReasonSuite, ReasonNotKeyServer, ReasonNotMember, ReasonBadSSCI, ReasonPeerTableFull, ReasonQueueFull}
 

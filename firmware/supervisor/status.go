@@ -426,11 +426,12 @@ func (d *dataPlane) look(now time.Time, ls LinkStatus) (diag string, ok bool) {
 		{"InPktsNotValid", "frames fail their ICV: the peer derives the XPN salt or SSCI differently, or the cipher differs"},
 		{"InPktsInvalid", "frames fail their ICV (validate check): the peer derives the XPN salt or SSCI differently, or the cipher differs"},
 		{"InPktsBadTag", "frames carry a malformed SecTAG: check the peer's SecTAG options and confidentiality offset"},
+		{"InPktsNoTag", "frames arrive without a SecTAG where one is due: the peer's VLAN tags in clear (vlans_in_clear) differ, or it sends in clear"},
 		{"InPktsLate", "frames arrive late for the replay window: the circuit reorders; raise replay_window"},
 	}
 	for _, c := range causes {
 		if n := delta(c.counter); n > 0 && n >= okPkts {
-			return fmt.Sprintf("secured, but data frames fail validation: %s (%s +%d, InPktsOK +%d in %s)", c.why, c.counter, n, okPkts, validationWindow), true
+			return fmt.Sprintf("data frames fail validation: %s (%s +%d, InPktsOK +%d in %s)", c.why, c.counter, n, okPkts, validationWindow), true
 		}
 	}
 	return "", true

@@ -26,7 +26,7 @@ func MKA(w io.Writer, st supervisor.Status) {
 		case !m.Secured:
 			fmt.Fprintf(w, "  status: NOT SECURED: %s\n", or(l.Diagnosis, m.Diagnosis))
 		case l.Diagnosis != "":
-			fmt.Fprintf(w, "  status: SECURED; %s\n", l.Diagnosis)
+			fmt.Fprintf(w, "  status: SECURED, but %s\n", l.Diagnosis)
 		default:
 			fmt.Fprintln(w, "  status: SECURED")
 		}
@@ -92,8 +92,8 @@ func MKA(w io.Writer, st supervisor.Status) {
 		}
 		fmt.Fprintf(w, "  next rekey: %s\n", m.NextRekey)
 		c := m.Counters
-		fmt.Fprintf(w, "  MKPDUs sent %d, received %d, valid %d; SAKs generated %d, installed %d, retired %d; send errors %d\n",
-			c.MKPDUsSent, c.MKPDUsReceived, c.MKPDUsValid, c.SAKsGenerated, c.SAKsInstalled, c.SAKsRetired, c.SendErrors)
+		fmt.Fprintf(w, "  MKPDUs sent %d, received %d, valid %d; SAKs generated %d, installed %d, retired %d; send errors %d; CA lost %d times\n",
+			c.MKPDUsSent, c.MKPDUsReceived, c.MKPDUsValid, c.SAKsGenerated, c.SAKsInstalled, c.SAKsRetired, c.SendErrors, c.CALosses)
 		fmt.Fprintln(w, "  MKPDUs dropped:")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, d := range m.Drops {
