@@ -256,6 +256,46 @@ func (tp *topo) stacks(side string) string {
 	return s
 }
 
+// goroutineKinds counts a stack dump's goroutines by what they run: the
+// first frame outside the Go runtime and the function that created them.
+func goroutineKinds(dump string) map[string]int {
+	kinds := map[string]int{}
+	for _, g := range strings.Split(dump, "\n\n") {
+		lines := strings.Split(strings.TrimSpace(g), "\n")
+		if len(lines) < 2 || !strings.HasPrefix(lines[0], "goroutine ") {
+			continue
+		}
+		top, creator := "", ""
+		for _, l := range lines[1:] {
+			if strings.HasPrefix(l, "\t") {
+				continue
+			}
+			fn := l[:max(strings.LastIndex(l, "("), 0)]
+			if c, ok := strings.CutPrefix(l, "created by "); ok {
+				creator = strings.Fields(c)[0]
+			} else if top == "" && !strings.HasPrefix(fn, "runtime.") && !strings.HasPrefix(fn, "internal/") &&
+				!strings.HasPrefix(fn, "syscall.") && !strings.HasPrefix(fn, "golang.org/x/sys/") {
+				top = fn
+			}
+		}
+		kinds[top+" (created by "+creator+")"]++
+	}
+	return kinds
+}
+
+// extraGoroutines lists the kinds of goroutines after has more of than
+// before.
+func extraGoroutines(before, after string) string {
+	b, a := goroutineKinds(before), goroutineKinds(after)
+	var out []string
+	for k, n := range a {
+		if n > b[k] {
+			out = append(out, fmt.Sprintf("+%d %s", n-b[k], k))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // faultUsers gives a daemon config an admin for SSH.
 func (tp *topo) addAdmin(cfgPath string) {
 	t := tp.t
@@ -315,7 +355,12 @@ func runLineFault(t *testing.T, datapath string, lf lineFault) {
 	}
 	defer c.Close()
 	f := &faultRun{t: t, tp: tp, ssh: c}
+	// The baseline is taken in the state the end is compared in: the
+	// SSH connection open and one session run on it, nothing in flight.
+	sshRun(t, c, "show mka")
+	time.Sleep(time.Second)
 	base := map[string]health.Runtime{"a": tp.runtimeOf("a"), "b": tp.runtimeOf("b")}
+	baseStacks := map[string]string{"a": tp.stacks("a"), "b": tp.stacks("b")}
 
 	// Traffic both ways for the whole fault, bounded: 100 frames a second
 	// for at most the fault's length and three minutes more.
@@ -389,8 +434,10 @@ func runLineFault(t *testing.T, datapath string, lf lineFault) {
 		t.Logf("%s: %s before: %d goroutines, %d threads, RSS %.1f MiB; after: %d goroutines, %d threads, RSS %.1f MiB", lf.name, side,
 			base[side].Goroutines, base[side].Threads, mib(base[side].RSSBytes), now.Goroutines, now.Threads, mib(now.RSSBytes))
 		if now.Goroutines > base[side].Goroutines || now.RSSBytes > base[side].RSSBytes+rssSlack {
-			t.Errorf("%s: %s did not return to its baseline (goroutines %d -> %d, RSS %.1f -> %.1f MiB)\n%s", lf.name, side,
-				base[side].Goroutines, now.Goroutines, mib(base[side].RSSBytes), mib(now.RSSBytes), tp.stacks(side))
+			after := tp.stacks(side)
+			t.Errorf("%s: %s did not return to its baseline (goroutines %d -> %d, RSS %.1f -> %.1f MiB); goroutines more than before:\n%s\nall goroutines:\n%s",
+				lf.name, side, base[side].Goroutines, now.Goroutines, mib(base[side].RSSBytes), mib(now.RSSBytes),
+				extraGoroutines(baseStacks[side], after), after)
 		}
 	}
 }
