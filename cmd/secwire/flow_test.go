@@ -22,9 +22,9 @@ const flowEtherType = 0x88b5
 // state) and counted on arrival. Every frame carries the plaintext marker:
 // it must never show on the line.
 type flow struct {
-	name   string
-	id     byte
-	rate   int
+	name string
+	id   byte
+	rate int
 	// The sender stops first; the receiver a moment later, once the
 	// frames in flight have arrived.
 	stopSend, stopRecv context.CancelFunc
@@ -146,23 +146,6 @@ func (f *flow) counts() (sent, got int) {
 	return len(f.sentAt), f.gotN
 }
 
-// lostOutside counts frames lost that were sent when excused said no.
-func (f *flow) lostOutside(excused func(time.Time) bool) (lost, excusedLost int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for seq, at := range f.sentAt {
-		if f.got[seq] {
-			continue
-		}
-		if excused(at) {
-			excusedLost++
-		} else {
-			lost++
-		}
-	}
-	return lost, excusedLost
-}
-
 // waitFlowing waits until frames sent from now on arrive again.
 func (f *flow) waitFlowing(within time.Duration) error {
 	sent, _ := f.counts()
@@ -180,23 +163,4 @@ func (f *flow) waitFlowing(within time.Duration) error {
 		}
 	}
 	return fmt.Errorf("flow %s: frames sent since %s ago do not arrive", f.name, within)
-}
-
-// lossBursts lists runs of lost frames sent when excused said no: when
-// each began (since t0) and how many frames it lost, at most n of them.
-func (f *flow) lossBursts(excused func(time.Time) bool, t0 time.Time, n int) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for seq := 0; seq < len(f.sentAt) && len(out) < n; seq++ {
-		if f.got[seq] || excused(f.sentAt[seq]) {
-			continue
-		}
-		first := seq
-		for seq+1 < len(f.sentAt) && !f.got[seq+1] && !excused(f.sentAt[seq+1]) {
-			seq++
-		}
-		out = append(out, fmt.Sprintf("%s: %d lost", f.sentAt[first].Sub(t0).Round(10*time.Millisecond), seq-first+1))
-	}
-	return out
 }

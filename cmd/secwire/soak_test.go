@@ -252,3 +252,39 @@ func TestSoak(t *testing.T) {
 		t.Error("no MACsec frame on the line: the capture saw nothing")
 	}
 }
+
+// lostOutside counts frames lost that were sent when excused said no.
+func (f *flow) lostOutside(excused func(time.Time) bool) (lost, excusedLost int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for seq, at := range f.sentAt {
+		if f.got[seq] {
+			continue
+		}
+		if excused(at) {
+			excusedLost++
+		} else {
+			lost++
+		}
+	}
+	return lost, excusedLost
+}
+
+// lossBursts lists runs of lost frames sent when excused said no: when
+// each began (since t0) and how many frames it lost, at most n of them.
+func (f *flow) lossBursts(excused func(time.Time) bool, t0 time.Time, n int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for seq := 0; seq < len(f.sentAt) && len(out) < n; seq++ {
+		if f.got[seq] || excused(f.sentAt[seq]) {
+			continue
+		}
+		first := seq
+		for seq+1 < len(f.sentAt) && !f.got[seq+1] && !excused(f.sentAt[seq+1]) {
+			seq++
+		}
+		out = append(out, fmt.Sprintf("%s: %d lost", f.sentAt[first].Sub(t0).Round(10*time.Millisecond), seq-first+1))
+	}
+	return out
+}

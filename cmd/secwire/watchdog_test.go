@@ -63,7 +63,7 @@ func TestWatchdogWedgedKaY(t *testing.T) {
 	// the stop timeout, then fails and says what is stuck.
 	sawStale, sawHealth := false, ""
 	var commitOut chan string
-	for i := 0; time.Since(stalled) < 30*time.Second && (commitOut == nil || len(commitOut) == 0); i++ {
+	for i := 0; time.Since(stalled) < 30*time.Second && len(commitOut) == 0; i++ {
 		start := time.Now()
 		st, err := ctl.Status(tp.socket("a"))
 		took := time.Since(start)
