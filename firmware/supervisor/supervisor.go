@@ -399,6 +399,7 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	first := true
+	lastErr := ""
 	for {
 		l.beat.Mark(time.Now())
 		carrier := readCarrier(l.cfg.Line)
@@ -433,8 +434,12 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 			return
 		case <-t.C:
 		}
-		if err := l.datapathErr(); err != nil {
+		// Logged when it changes: the loop runs five times a second.
+		if err := l.datapathErr(); err != nil && err.Error() != lastErr {
 			log.Error("datapath failed", "err", err)
+			lastErr = err.Error()
+		} else if err == nil {
+			lastErr = ""
 		}
 		l.checkDataPlane(log)
 		if enc := l.seam.EncodingSA(); enc >= 0 && l.guard != nil {
@@ -558,6 +563,9 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 	})
 }
 
+// rekeyWait bounds how long Rekey waits for the KaY.
+const rekeyWait = 2 * time.Second
+
 // Rekey asks the named link's key server for a new SAK.
 func (s *Supervisor) Rekey(name string) error {
 	for _, l := range s.links {
@@ -567,7 +575,16 @@ func (s *Supervisor) Rekey(name string) error {
 		if l.kay == nil {
 			return fmt.Errorf("link %s is keyed with static SAKs, not MKA", name)
 		}
-		return l.kay.Rekey("requested by the operator")
+		// A wedged KaY must not hang the operator's session: it is asked
+		// on a goroutine (one stays behind while it is wedged).
+		done := make(chan error, 1)
+		go func() { done <- l.kay.Rekey("requested by the operator") }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(rekeyWait):
+			return fmt.Errorf("link %s: key agreement does not answer within %s (wedged; /health and the watchdog say so)", name, rekeyWait)
+		}
 	}
 	return fmt.Errorf("%w: %s", ErrNoLink, name)
 }
