@@ -97,6 +97,11 @@ func TestWatchdogWedgedKaY(t *testing.T) {
 	if !sawStale {
 		t.Error("show mka never said that the wedged link is not answering")
 	}
+	// A rekey request is refused in bounded time, not hung.
+	start := time.Now()
+	if err := ctl.Rekey(tp.socket("a"), "link0"); err == nil || !strings.Contains(err.Error(), "key agreement does not answer") || time.Since(start) > 3*time.Second {
+		t.Errorf("rekey of the wedged KaY: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	}
 	if !strings.Contains(sawHealth, "link link0 MKA has made no progress") {
 		t.Errorf("health with a wedged KaY: %q", sawHealth)
 	}
