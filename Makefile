@@ -77,6 +77,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 10m ./offload/macsec/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10m ./firmware/mka/
 	$(GO) test -run '^$$' -fuzz FuzzKaY -fuzztime 10m ./firmware/mka/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10m -parallel 1 ./firmware/config/
+	$(GO) test -run '^$$' -fuzz FuzzCLILine -fuzztime 10m -parallel 1 ./mgmt/cli/
+	$(GO) test -run '^$$' -fuzz FuzzSessionRequests -fuzztime 10m -parallel 1 ./mgmt/sshd/
+	$(GO) test -run '^$$' -fuzz FuzzPcapDecrypt -fuzztime 10m -parallel 1 ./cmd/secwire/
 
 # The soak of issue 14 (not in make test; needs root): two daemons on the
 # software datapath in network namespaces, traffic both ways, a rekey every

@@ -119,3 +119,32 @@ func TestShippedBoardsAreValid(t *testing.T) {
 		t.Fatal("port with two selectors accepted")
 	}
 }
+
+// Only a driver that marks the frames its offload validated (mlx5's
+// rx_uses_md_dst in Linux 6.12) may run an offloaded SecY: for every other
+// one the kernel passes clear line frames to the macsec link. The VM test
+// in firmware/supervisor shows it on netdevsim.
+func TestOffloadClearFramesSafe(t *testing.T) {
+	for name, o := range offloadTable {
+		err := o.ClearFramesSafe()
+		if (name == "mlx5_core") != (err == nil) {
+			t.Errorf("%s: ClearFramesSafe() = %v", name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %q does not name the driver", name, err)
+		}
+	}
+	sys := t.TempDir()
+	fakeNIC(t, sys, "eth0", "0000:01:00.0", "atlantic", "00:17:b6:00:00:01")
+	p, err := Lookup(sys, "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.OffloadSummary(); !strings.Contains(s, "driver supports mac offload") {
+		t.Errorf("summary %q", s)
+	}
+	p.HWOffload = true
+	if s := p.OffloadSummary(); !strings.Contains(s, "unused: would pass clear line frames") {
+		t.Errorf("summary %q does not say why the offload is unused", s)
+	}
+}

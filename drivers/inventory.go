@@ -132,14 +132,22 @@ func readPort(sysfs, d string, et *ethtool.Ethtool) (Port, bool) {
 func (p Port) OffloadSummary() string {
 	switch {
 	case p.Offload == nil && p.PHYOffload != nil:
-		return fmt.Sprintf("phy offload: %s", strings.Join(p.PHYOffload.Suites(), " "))
+		return fmt.Sprintf("phy offload: %s%s", strings.Join(p.PHYOffload.Suites(), " "), unsafeNote(p.PHYOffload))
 	case p.Offload == nil:
 		return "none (software datapath)"
 	case !p.HWOffload:
 		return fmt.Sprintf("driver supports %s offload, NIC does not offer macsec-hw-offload", p.Offload.Where)
 	default:
-		return fmt.Sprintf("%s offload: %s", p.Offload.Where, strings.Join(p.Offload.Suites(), " "))
+		return fmt.Sprintf("%s offload: %s%s", p.Offload.Where, strings.Join(p.Offload.Suites(), " "), unsafeNote(p.Offload))
 	}
+}
+
+// unsafeNote marks an offload secwire never uses (see ClearFramesSafe).
+func unsafeNote(o *Offload) string {
+	if o.ClearFramesSafe() != nil {
+		return " (unused: would pass clear line frames)"
+	}
+	return ""
 }
 
 // String is the port's inventory line.

@@ -72,7 +72,9 @@ func daemonCmd(ctx context.Context, args []string) error {
 	}
 	dir := filepath.Dir(*file)
 	audit := &audit.Log{Path: filepath.Join(dir, "audit.log"), Log: log}
-	m, err := commit.Open(ctx, commit.Options{ConfigPath: *file, StateDir: *state, Log: log, Audit: audit})
+	sessions := &access.Sessions{}
+	m, err := commit.Open(ctx, commit.Options{ConfigPath: *file, StateDir: *state, Log: log, Audit: audit,
+		OnChange: func(c *config.Config) { sessions.Reconcile(&c.System) }})
 	if err != nil {
 		if m != nil {
 			m.Stop()
@@ -114,7 +116,6 @@ func daemonCmd(ctx context.Context, args []string) error {
 		if *hostKey == "" {
 			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 		}
-		sessions := &access.Sessions{}
 		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, StallMKA: h.StallMKA}
 		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
 		go func() { errc <- srv.Serve(ctx, ln) }()

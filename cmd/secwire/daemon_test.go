@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,8 +196,11 @@ func (tp *topo) startArgs(side, cfg string, extra ...string) {
 	}
 	tp.daemons[side] = cmd
 	t.Cleanup(func() { tp.stop(side) })
-	for range 100 {
-		if _, err := os.Stat(tp.socket(side)); err == nil {
+	// The socket file appears at bind, a moment before the daemon
+	// listens: wait until a connection is accepted.
+	for range 200 {
+		if c, err := net.Dial("unix", tp.socket(side)); err == nil {
+			c.Close()
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -261,7 +265,7 @@ var marker = []byte("SECWIRES")
 func capture(t *testing.T, ns *netns.NS, ifname, file string) (stop func() [][]byte) {
 	t.Helper()
 	cmd := ns.Command("tshark", "-i", ifname, "-w", file, "-q")
-	var stderr bytes.Buffer
+	var stderr screen // written by exec's copier while this loop reads it
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,15 +2,18 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/secwire/secwire/firmware/config"
@@ -19,6 +22,7 @@ import (
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/internal/netns"
 	"github.com/secwire/secwire/offload/macsec"
+	"github.com/secwire/secwire/offload/macsecnl"
 	"github.com/secwire/secwire/qemu"
 	"github.com/secwire/secwire/qemu/guest"
 )
@@ -327,4 +331,129 @@ func TestKernelDatapathAgainstIPMACsec(t *testing.T) {
 			checkLine(t, stop())
 		})
 	}
+}
+
+// TestKernelDatapathRestartAfterKill kills a daemon on the kernel
+// datapath with SIGKILL, so it cannot clean up: its macsec link and bridge
+// stay and keep forwarding. The restarted daemon must remove them, come
+// back on the kernel datapath (not fall back to software because the
+// link's name is taken) and secure again. The netlink state is checked
+// before and after.
+func TestKernelDatapathRestartAfterKill(t *testing.T) {
+	if runInGuest(t) {
+		return
+	}
+	tp := newTopoNoTools(t, macsec.GCMAES256)
+	chain := []config.CAKEntry{cak("restart-ca", 32, "6d")}
+	cfgA := tp.mkaConfig("a", chain, nil)
+	tp.start("a", cfgA)
+	tp.start("b", tp.mkaConfig("b", chain, nil))
+	tp.waitMKA("CA secured", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+	if !tp.waitPing("10.9.0.2") {
+		t.Fatalf("no ping before the kill\nA:\n%s", tp.log("a"))
+	}
+	before := kernelDatapathState(t, tp.a)
+	t.Logf("before: %+v", before)
+	if before.link == 0 || before.bridge == 0 || len(before.txSAs) != 1 {
+		t.Fatalf("kernel datapath not as expected before the kill: %+v", before)
+	}
+
+	tp.kill("a")
+	stale := kernelDatapathState(t, tp.a)
+	if stale.link != before.link || stale.bridge != before.bridge {
+		t.Fatalf("SIGKILL did not leave the datapath behind (%+v): the test would prove nothing", stale)
+	}
+
+	tp.start("a", cfgA)
+	st := tp.linkStatus("a")
+	t.Logf("restarted: datapath %s", st.Datapath)
+	if st.Backend != "kernel" {
+		t.Fatalf("restarted on %q (%s), want the kernel datapath again\n%s", st.Backend, st.Datapath, tp.log("a"))
+	}
+	for _, want := range []string{"removed the bridge a previous run left behind", "removed the macsec link a previous run left behind"} {
+		if !strings.Contains(tp.log("a"), want) {
+			t.Errorf("log does not say %q:\n%s", want, tp.log("a"))
+		}
+	}
+	took := tp.waitMKA("CA secured after the restart", 30*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
+	t.Logf("secured again %s after the restart", took.Round(time.Millisecond))
+	if !tp.waitPing("10.9.0.2") || !tp.ping("10.9.0.2", 5) {
+		t.Fatalf("no ping after the restart\nA status: %+v\nB status: %+v\nA:\n%s\nB:\n%s", tp.linkStatus("a"), tp.linkStatus("b"), tp.log("a"), tp.log("b"))
+	}
+	after := kernelDatapathState(t, tp.a)
+	t.Logf("after: %+v", after)
+	switch {
+	case after.link == 0 || after.link == before.link:
+		t.Errorf("macsec link ifindex %d, want a new one (stale was %d)", after.link, before.link)
+	case after.bridge == 0 || after.bridge == before.bridge:
+		t.Errorf("bridge ifindex %d, want a new one (stale was %d)", after.bridge, before.bridge)
+	case after.macsecLinks != 1:
+		t.Errorf("%d macsec links on the line port, want 1", after.macsecLinks)
+	case !slices.Equal(after.bridgePorts, []string{"msline", "plain"}):
+		t.Errorf("bridge ports %v, want msline and plain", after.bridgePorts)
+	case len(after.txSAs) != 1 || after.txSAs[0] == before.txSAs[0]:
+		t.Errorf("transmit SA keys %v, want one new SAK (before: %v)", after.txSAs, before.txSAs)
+	}
+}
+
+type datapathState struct {
+	link, bridge int      // ifindexes of msline and brmsline, 0 when absent
+	macsecLinks  int      // macsec links on the line port
+	bridgePorts  []string // ports of brmsline, sorted
+	txSAs        []string // key IDs of the transmit SAs of msline
+}
+
+// kernelDatapathState reads the kernel datapath's interfaces and SAs in
+// ns over netlink.
+func kernelDatapathState(t *testing.T, ns *netns.NS) datapathState {
+	t.Helper()
+	var s datapathState
+	err := ns.Do(func() error {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return err
+		}
+		line, err := netlink.LinkByName("line")
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			a := l.Attrs()
+			switch {
+			case a.Name == "msline":
+				s.link = a.Index
+			case a.Name == "brmsline":
+				s.bridge = a.Index
+			}
+			if l.Type() == "macsec" && a.ParentIndex == line.Attrs().Index {
+				s.macsecLinks++
+			}
+		}
+		for _, l := range links {
+			if s.bridge != 0 && l.Attrs().MasterIndex == s.bridge {
+				s.bridgePorts = append(s.bridgePorts, l.Attrs().Name)
+			}
+		}
+		slices.Sort(s.bridgePorts)
+		if s.link == 0 {
+			return nil
+		}
+		nl, err := macsecnl.Dial()
+		if err != nil {
+			return err
+		}
+		defer nl.Close()
+		y, err := nl.Get(s.link)
+		if err != nil {
+			return err
+		}
+		for _, sa := range y.TxSAs {
+			s.txSAs = append(s.txSAs, fmt.Sprintf("%x", sa.KeyID[:4]))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("netlink state in %s: %v", ns.Name, err)
+	}
+	return s
 }

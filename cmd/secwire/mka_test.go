@@ -172,7 +172,7 @@ func TestMKARekeysLoseNothing(t *testing.T) {
 	sent, recv := done()
 	t.Logf("20 rekeys: ping %d sent, %d received", sent, recv)
 	if sent < 1000 || recv != sent {
-		t.Fatalf("20 rekeys under traffic: %d of %d pings lost\nA:\n%s", sent-recv, sent, tp.log("a"))
+		t.Fatalf("20 rekeys under traffic: %d of %d pings lost\n%s\nA:\n%s", sent-recv, sent, tp.counters(), tp.log("a"))
 	}
 }
 
@@ -236,4 +236,14 @@ func TestMKACAKMismatchStaysClosed(t *testing.T) {
 			t.Fatalf("a MACsec frame crossed the line without a CA: %x", f[:32])
 		}
 	}
+}
+
+// counters is `show counters` of both daemons, for failure messages.
+func (tp *topo) counters() string {
+	var b strings.Builder
+	for _, side := range []string{"a", "b"} {
+		out, _ := exec.Command(secwireBinary(tp.t), "show", "counters", "--socket", tp.socket(side)).CombinedOutput()
+		fmt.Fprintf(&b, "%s counters:\n%s", strings.ToUpper(side), out)
+	}
+	return b.String()
 }

@@ -128,37 +128,45 @@ func openCapture(r io.Reader) (packetReader, error) {
 }
 
 func (d *decrypter) decryptFile(in, out string) (pcapSummary, error) {
-	sum := pcapSummary{failed: map[string]int{}}
 	f, err := os.Open(in)
 	if err != nil {
-		return sum, err
+		return pcapSummary{}, err
 	}
 	defer f.Close()
-	r, err := openCapture(f)
+	o, err := os.Create(out)
 	if err != nil {
+		return pcapSummary{}, err
+	}
+	sum, err := d.decrypt(f, o)
+	if err != nil {
+		o.Close()
 		return sum, fmt.Errorf("%s: %w", in, err)
 	}
-	if r.LinkType() != layers.LinkTypeEthernet {
-		return sum, fmt.Errorf("%s: link type %s; only Ethernet captures carry MACsec", in, r.LinkType())
-	}
-	o, err := os.Create(out)
+	return sum, o.Close()
+}
+
+// decrypt reads a capture from r and writes the decrypted pcap to w.
+func (d *decrypter) decrypt(r io.Reader, w io.Writer) (pcapSummary, error) {
+	sum := pcapSummary{failed: map[string]int{}}
+	pr, err := openCapture(r)
 	if err != nil {
 		return sum, err
 	}
-	bw := bufio.NewWriter(o)
-	w := pcapgo.NewWriter(bw)
-	if err := w.WriteFileHeader(262144, layers.LinkTypeEthernet); err != nil {
-		o.Close()
+	if pr.LinkType() != layers.LinkTypeEthernet {
+		return sum, fmt.Errorf("link type %s; only Ethernet captures carry MACsec", pr.LinkType())
+	}
+	bw := bufio.NewWriter(w)
+	pw := pcapgo.NewWriter(bw)
+	if err := pw.WriteFileHeader(262144, layers.LinkTypeEthernet); err != nil {
 		return sum, err
 	}
 	for {
-		data, ci, err := r.ReadPacketData()
+		data, ci, err := pr.ReadPacketData()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			o.Close()
-			return sum, fmt.Errorf("%s: frame %d: %w", in, sum.frames+1, err)
+			return sum, fmt.Errorf("frame %d: %w", sum.frames+1, err)
 		}
 		sum.frames++
 		outData, isMACsec, verr := d.frame(data, ci.CaptureLength < ci.Length)
@@ -177,16 +185,11 @@ func (d *decrypter) decryptFile(in, out string) (pcapSummary, error) {
 				data = outData
 			}
 		}
-		if err := w.WritePacket(ci, data); err != nil {
-			o.Close()
+		if err := pw.WritePacket(ci, data); err != nil {
 			return sum, err
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		o.Close()
-		return sum, err
-	}
-	return sum, o.Close()
+	return sum, bw.Flush()
 }
 
 // frame decrypts one captured frame. It returns the plaintext frame,

@@ -27,7 +27,7 @@ type captured struct {
 	ok          bool // expected to decrypt
 }
 
-func buildCapture(t *testing.T, suite macsec.CipherSuite, key []byte, vlan bool) []captured {
+func buildCapture(t testing.TB, suite macsec.CipherSuite, key []byte, vlan bool) []captured {
 	t.Helper()
 	var salt [12]byte
 	copy(salt[:], bytes.Repeat([]byte{0x5a}, 12))
@@ -74,7 +74,7 @@ func buildCapture(t *testing.T, suite macsec.CipherSuite, key []byte, vlan bool)
 	return out
 }
 
-func writeCapture(t *testing.T, path string, frames []captured, ng bool) {
+func writeCapture(t testing.TB, path string, frames []captured, ng bool) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -195,4 +195,65 @@ func TestPcapDecryptWrongKey(t *testing.T) {
 	if err := pcapCmd([]string{"decrypt", "--key", "00", in, out}, &stderr); err == nil || strings.Contains(err.Error(), "00") {
 		t.Errorf("a short key must be refused without echoing it: %v", err)
 	}
+}
+
+// FuzzPcapDecrypt feeds arbitrary capture files (pcap and pcapng, frames
+// of any content) to the reader and decrypter of `secwire pcap decrypt`.
+// Nothing may panic, and when a capture is read to its end the output is
+// a pcap with the same number of frames.
+func FuzzPcapDecrypt(f *testing.F) {
+	key := bytes.Repeat([]byte{0x11, 0x22}, 8)
+	for _, c := range []struct {
+		suite macsec.CipherSuite
+		ng    bool
+		vlan  bool
+	}{{macsec.GCMAES128, false, false}, {macsec.GCMAES128, true, false}, {macsec.GCMAESXPN128, true, true}, {macsec.GCMAESXPN128, false, false}} {
+		// Small seeds (two SCs, one frame each, and a frame in clear):
+		// the fuzzer minimizes every new input, which is slow on big ones.
+		all := buildCapture(f, c.suite, key, c.vlan)
+		p := filepath.Join(f.TempDir(), "seed.cap")
+		writeCapture(f, p, []captured{all[0], all[4], all[8]}, c.ng)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, c.suite.XPN(), c.vlan)
+	}
+	var salt [12]byte
+	copy(salt[:], bytes.Repeat([]byte{0x5a}, 12))
+	f.Fuzz(func(t *testing.T, capture []byte, xpn, vlan bool) {
+		suite, sa := macsec.GCMAES128, macsec.SAParams{Key: macsec.NewKey(key), PN: 1}
+		if xpn {
+			suite, sa.SSCI, sa.Salt, sa.PN = macsec.GCMAESXPN128, 0x01020304, salt, 1<<32-2
+		}
+		d, err := newDecrypter(suite, sa, 0, map[bool]int{true: 1}[vlan])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		sum, err := d.decrypt(bytes.NewReader(capture), &out)
+		if err != nil {
+			return
+		}
+		if sum.decrypted > sum.macsec || sum.macsec > sum.frames {
+			t.Fatalf("summary does not add up: %+v", sum)
+		}
+		r, err := pcapgo.NewReader(&out)
+		if err != nil {
+			t.Fatalf("output is not a pcap: %v", err)
+		}
+		n := 0
+		for {
+			if _, _, err := r.ReadPacketData(); err != nil {
+				if err != io.EOF {
+					t.Fatalf("output frame %d: %v", n+1, err)
+				}
+				break
+			}
+			n++
+		}
+		if n != sum.frames {
+			t.Fatalf("output has %d frames, the input %d", n, sum.frames)
+		}
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -159,6 +158,11 @@ func (m *Manager) Running() *config.Config { return m.view.Load().running.Clone(
 
 // Hostname is the configured host name, "" if none (the CLI prompt).
 func (m *Manager) Hostname() string { return m.view.Load().running.System.Hostname }
+
+// System is a copy of the running config's system settings (users,
+// management, SSH): what logins and prompts read, without the links and
+// their keys. Like Running, it never waits for a commit.
+func (m *Manager) System() config.System { return m.view.Load().running.System.Copy() }
 
 // Recorder keeps the audit trail of commits (mgmt/audit).
 type Recorder interface {
@@ -346,8 +350,9 @@ func (m *Manager) Stop() {
 	}
 }
 
-// Zeroize stops the links and deletes the config, every rollback copy,
-// the device key and the extra files (the SSH host key): the next boot
+// Zeroize stops the links and wipes (overwrites, then deletes) the
+// config, every rollback copy, the device key, the PN state directory
+// and the extra files (the SSH host key, the audit log): the next boot
 // is a first boot.
 func (m *Manager) Zeroize(extra ...string) error {
 	m.Stop()
@@ -355,26 +360,10 @@ func (m *Manager) Zeroize(extra ...string) error {
 	m.running = &config.Config{}
 	errs := []error{m.history.Wipe()}
 	for _, f := range append(extra, filepath.Join(filepath.Dir(m.opts.ConfigPath), config.SealKeyName)) {
-		if err := wipeFile(f); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, store.WipeFile(f))
+	}
+	if m.opts.StateDir != "" {
+		errs = append(errs, store.WipeTree(m.opts.StateDir))
 	}
 	return errors.Join(errs...)
-}
-
-// wipeFile overwrites a file with zeros before deleting it.
-func wipeFile(p string) error {
-	fi, err := os.Stat(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
-		f.Write(make([]byte, fi.Size()))
-		f.Sync()
-		f.Close()
-	}
-	return os.Remove(p)
 }

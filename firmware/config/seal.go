@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/secwire/secwire/firmware/store"
@@ -63,7 +64,17 @@ func LoadSealer(path string) (*Sealer, error) {
 // IsSealed reports whether a stored value is sealed.
 func IsSealed(v string) bool { return strings.HasPrefix(v, sealedPrefix) }
 
-func (s *Sealer) seal(v string) string {
+// A sealed value is bound to its field: the GCM additional data names
+// the link and the CKN (or SCI and AN) it belongs to, so a sealed CAK
+// copied into another field of the file does not open. Values sealed
+// before the binding (plain "sealed:") still open with the old fixed
+// additional data; the next commit seals them again, bound.
+const (
+	boundPrefix = sealedPrefix + "2:"
+	legacyAAD   = "secwire secret"
+)
+
+func (s *Sealer) seal(v, field string) string {
 	if v == "" || IsSealed(v) {
 		return v
 	}
@@ -71,42 +82,53 @@ func (s *Sealer) seal(v string) string {
 	if _, err := rand.Read(nonce); err != nil {
 		panic(err) // crypto/rand never fails on Linux
 	}
-	return sealedPrefix + base64.RawStdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(v), []byte("secwire secret")))
+	p := []byte(v)
+	defer clear(p)
+	return boundPrefix + base64.RawStdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, p, []byte(legacyAAD+" "+field)))
 }
 
-func (s *Sealer) open(v string) (string, error) {
+func (s *Sealer) open(v, field string) (string, error) {
 	if !IsSealed(v) {
 		return v, nil
 	}
-	b, err := base64.RawStdEncoding.DecodeString(v[len(sealedPrefix):])
+	aad, b64 := legacyAAD+" "+field, v[len(boundPrefix):]
+	if !strings.HasPrefix(v, boundPrefix) {
+		aad, b64 = legacyAAD, v[len(sealedPrefix):]
+	}
+	b, err := base64.RawStdEncoding.DecodeString(b64)
 	if err != nil || len(b) < s.aead.NonceSize() {
 		return "", errors.New("sealed value is damaged")
 	}
-	p, err := s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], []byte("secwire secret"))
+	p, err := s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], []byte(aad))
 	if err != nil {
-		return "", errors.New("sealed with another device key (was " + SealKeyName + " replaced or zeroized?)")
+		return "", errors.New("does not open: sealed for another field (" + field + "), or with another device key (was " + SealKeyName + " replaced or zeroized?)")
 	}
 	defer clear(p)
 	return string(p), nil
 }
 
-// secrets calls f with the path and a pointer to every inline secret.
-func (c *Config) secrets(f func(path string, v *string)) {
+// secrets calls f with the path (as Check reports it), the field the
+// value is bound to when sealed, and a pointer to every inline secret.
+func (c *Config) secrets(f func(path, field string, v *string)) {
 	for i := range c.Links {
 		l := &c.Links[i]
+		p, link := fmt.Sprintf("links[%d]", i), fmt.Sprintf("links[%q]", l.Name)
 		if m := l.MKA; m != nil {
 			for j := range m.KeyChain {
-				f(fmt.Sprintf("links[%d].mka.key_chain[%d].cak", i, j), &m.KeyChain[j].CAK)
+				e := &m.KeyChain[j]
+				f(fmt.Sprintf("%s.mka.key_chain[%d].cak", p, j), fmt.Sprintf("%s.mka.key_chain[%q].cak", link, e.CKN), &e.CAK)
 			}
 			if fb := m.Fallback; fb != nil {
-				f(fmt.Sprintf("links[%d].mka.fallback_key.cak", i), &fb.CAK)
+				f(p+".mka.fallback_key.cak", fmt.Sprintf("%s.mka.fallback_key[%q].cak", link, fb.CKN), &fb.CAK)
 			}
 		}
 		if s := l.Static; s != nil {
-			f(fmt.Sprintf("links[%d].static_keys.tx.key", i), &s.TX.Key)
+			f(p+".static_keys.tx.key", link+".static_keys.tx.key", &s.TX.Key)
 			for j := range s.RX {
 				for k := range s.RX[j].SAs {
-					f(fmt.Sprintf("links[%d].static_keys.rx[%d].sas[%d].key", i, j, k), &s.RX[j].SAs[k].Key)
+					sa := &s.RX[j].SAs[k]
+					f(fmt.Sprintf("%s.static_keys.rx[%d].sas[%d].key", p, j, k),
+						fmt.Sprintf("%s.static_keys.rx[%q].sas[an=%d].key", link, s.RX[j].SCI, sa.AN), &sa.Key)
 				}
 			}
 		}
@@ -116,7 +138,7 @@ func (c *Config) secrets(f func(path string, v *string)) {
 // Sealed returns a copy of c with every inline secret sealed.
 func (c *Config) Sealed(s *Sealer) *Config {
 	d := c.Clone()
-	d.secrets(func(_ string, v *string) { *v = s.seal(*v) })
+	d.secrets(func(_, field string, v *string) { *v = s.seal(*v, field) })
 	return d
 }
 
@@ -124,7 +146,7 @@ func (c *Config) Sealed(s *Sealer) *Config {
 // sealed value is an error.
 func (c *Config) Unseal(s *Sealer) error {
 	var errs Errors
-	c.secrets(func(path string, v *string) {
+	c.secrets(func(path, field string, v *string) {
 		if !IsSealed(*v) {
 			return
 		}
@@ -132,7 +154,7 @@ func (c *Config) Unseal(s *Sealer) error {
 			errs = append(errs, Error{path, "sealed, but there is no device key (" + SealKeyName + ") beside the config"})
 			return
 		}
-		p, err := s.open(*v)
+		p, err := s.open(*v, field)
 		if err != nil {
 			errs = append(errs, Error{path, err.Error()})
 			return
@@ -147,21 +169,65 @@ func (c *Config) Unseal(s *Sealer) error {
 
 func (c *Config) hasSealed() bool {
 	found := false
-	c.secrets(func(_ string, v *string) { found = found || IsSealed(*v) })
+	c.secrets(func(_, _ string, v *string) { found = found || IsSealed(*v) })
 	return found
 }
 
-// Clone is a deep copy.
+// Clone is a deep copy. Strings are shared, not copied: a clone made for
+// every prompt or login must not scatter more copies of a CAK over the
+// heap (a JSON round trip did).
 func (c *Config) Clone() *Config {
-	b, err := json.Marshal(c)
-	if err != nil {
-		panic(err) // every field is plain data
-	}
 	var d Config
-	if err := json.Unmarshal(b, &d); err != nil {
-		panic(err)
-	}
+	deepCopy(reflect.ValueOf(&d).Elem(), reflect.ValueOf(c).Elem())
 	return &d
+}
+
+// Copy is a deep copy of the system settings (users, management, SSH):
+// what the management plane reads at every login and prompt, without
+// the links and their keys.
+func (s *System) Copy() System {
+	var d System
+	deepCopy(reflect.ValueOf(&d).Elem(), reflect.ValueOf(s).Elem())
+	return d
+}
+
+// deepCopy copies src into dst (the config model holds only structs,
+// pointers, slices, maps and plain values).
+func deepCopy(dst, src reflect.Value) {
+	switch src.Kind() {
+	case reflect.Pointer:
+		if src.IsNil() {
+			return
+		}
+		dst.Set(reflect.New(src.Type().Elem()))
+		deepCopy(dst.Elem(), src.Elem())
+	case reflect.Slice:
+		if src.IsNil() {
+			return
+		}
+		dst.Set(reflect.MakeSlice(src.Type(), src.Len(), src.Len()))
+		for i := range src.Len() {
+			deepCopy(dst.Index(i), src.Index(i))
+		}
+	case reflect.Struct:
+		for i := range src.NumField() {
+			deepCopy(dst.Field(i), src.Field(i))
+		}
+	case reflect.Map:
+		if src.IsNil() {
+			return
+		}
+		dst.Set(reflect.MakeMapWithSize(src.Type(), src.Len()))
+		for it := src.MapRange(); it.Next(); {
+			v := reflect.New(src.Type().Elem()).Elem()
+			deepCopy(v, it.Value())
+			dst.SetMapIndex(it.Key(), v)
+		}
+	case reflect.Interface, reflect.Chan, reflect.Func:
+		panic("config: deepCopy of " + src.Type().String() + ": the config model holds only plain data")
+	default:
+		dst.Set(src)
+	}
 }
 
 // Marshal is the stored form of c: indented JSON.

@@ -100,14 +100,6 @@ func (p *participant) livePeers() []*peer {
 	return out
 }
 
-// livePeer is the live peer with that MI, or nil.
-func (p *participant) livePeer(mi MI) *peer {
-	if pe := p.peers[mi]; pe != nil && pe.live {
-		return pe
-	}
-	return nil
-}
-
 // expirePeers forgets peers silent for a life time; a lost live peer
 // makes the key server distribute a new SAK.
 func (k *KaY) expirePeers(p *participant, now time.Time) {

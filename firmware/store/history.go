@@ -107,17 +107,20 @@ func (h *History) List() []Entry {
 	return e
 }
 
-// Wipe deletes the active config and every rollback copy.
+// Wipe overwrites and deletes the active config, every rollback copy
+// and any temporary file a killed writer left.
 func (h *History) Wipe() error {
 	var errs []error
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(h.Path), "."+filepath.Base(h.Path)+"*.tmp*"))
 	for n := 0; n <= Keep; n++ {
 		p := h.Path
 		if n > 0 {
 			p = h.version(n)
 		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
+		left = append(left, p)
+	}
+	for _, p := range left {
+		errs = append(errs, WipeFile(p))
 	}
 	return errors.Join(errs...)
 }

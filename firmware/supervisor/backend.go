@@ -50,6 +50,8 @@ func plan(lc config.Link, c macsec.Config) (try []string, skipped []string) {
 	if err == nil && port.Offload != nil {
 		o := port.Offload
 		switch {
+		case o.ClearFramesSafe() != nil:
+			skipped = append(skipped, "offload mac: "+o.ClearFramesSafe().Error())
 		case !port.HWOffload:
 			skipped = append(skipped, fmt.Sprintf("offload mac: %s does not offer macsec-hw-offload (ethtool -k %s)", port.Name, port.Name))
 		case c.Suite.XPN() && !o.XPN:
@@ -59,7 +61,9 @@ func plan(lc config.Link, c macsec.Config) (try []string, skipped []string) {
 		}
 	}
 	if err == nil && port.PHYOffload != nil {
-		if o := port.PHYOffload; c.Suite.XPN() && !o.XPN {
+		if o := port.PHYOffload; o.ClearFramesSafe() != nil {
+			skipped = append(skipped, "offload phy: "+o.ClearFramesSafe().Error())
+		} else if c.Suite.XPN() && !o.XPN {
 			skipped = append(skipped, fmt.Sprintf("offload phy: %s offload has no %s", o.Driver, suite))
 		} else {
 			try = append(try, backendPHY)
@@ -85,6 +89,11 @@ func orNone(s string) string {
 // forced backend that fails is an error.
 func (s *Supervisor) startDatapath(ctx context.Context, l *link, log *slog.Logger) error {
 	lc := l.cfg
+	// Whatever backend runs now, a kernel datapath a killed daemon left on
+	// this line port must not keep forwarding beside it.
+	if err := kernel.RemoveStale(macsecName(lc.Line), lc.Line, lc.Plain, log); err != nil {
+		return err
+	}
 	try, why := plan(lc, l.secyCfg)
 	forced := lc.DatapathChoice() != "auto"
 	for _, b := range try {
@@ -133,6 +142,11 @@ func (s *Supervisor) startBackend(ctx context.Context, l *link, b string, log *s
 	if err := kernel.Check(l.secyCfg, lc.VLANsInClear, lc.ShouldSecure()); err != nil {
 		return err
 	}
+	if b == backendMAC || b == backendPHY {
+		if err := offloadSafe(lc.Line, b); err != nil {
+			return err
+		}
+	}
 	if err := kernel.Available(); err != nil {
 		return err
 	}
@@ -165,4 +179,26 @@ func macsecName(line string) string {
 		n = n[:13]
 	}
 	return n
+}
+
+// offloadSafe refuses an offload, even a configured one, unless the
+// driver table knows the line port's driver keeps frames that arrive in
+// clear off the offloaded macsec link: no config may let unvalidated
+// frames reach the plaintext port.
+func offloadSafe(line, b string) error {
+	port, err := drivers.Lookup(sysfsRoot, line)
+	if err != nil {
+		return err
+	}
+	o, where := port.Offload, "the NIC driver "+orNone(port.Driver)
+	if b == backendPHY {
+		o, where = port.PHYOffload, "the PHY driver "+orNone(port.PHYDriver)
+	}
+	if o == nil {
+		return fmt.Errorf("line port %s: %s has no MACsec offload secwire knows to keep clear line frames off the plaintext port; use datapath kernel or software", line, where)
+	}
+	if err := o.ClearFramesSafe(); err != nil {
+		return fmt.Errorf("line port %s: %w; use datapath kernel or software", line, err)
+	}
+	return nil
 }

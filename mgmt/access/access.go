@@ -1,71 +1,193 @@
 // Package access is what the serial console and the SSH server share:
-// password checks, the per-source limit on failed logins, idle timeouts
-// and the list of who is logged in.
+// password checks, the per-source limit on failed logins, the limits on
+// logins in progress, idle timeouts and the list of who is logged in.
 package access
 
 import (
-	"fmt"
-	"io"
-	"sort"
+	"crypto/rand"
+	"encoding/hex"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/secwire/secwire/firmware/config"
 )
 
-// Authenticate checks a password against the config's users. It returns
+// dummyHash is checked when the user does not exist, so that a wrong
+// name costs the same bcrypt time as a wrong password (no user
+// enumeration by timing): the hash of random bytes nobody knows.
+var dummyHash = sync.OnceValue(func() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	h, _ := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(b)), bcrypt.DefaultCost)
+	return string(h)
+})
+
+// Authenticate checks a password against the system's users. It returns
 // the user, or nil for a wrong name or password (the caller must not say
 // which).
-func Authenticate(c *config.Config, name, password string) *config.User {
-	u := c.System.User(name)
-	if u == nil || !u.CheckPassword(password) {
+func Authenticate(s *config.System, name, password string) *config.User {
+	u := s.User(name)
+	if u == nil || u.Password == "" {
+		(&config.User{Password: dummyHash()}).CheckPassword(password)
+		return nil
+	}
+	if !u.CheckPassword(password) {
 		return nil
 	}
 	return u
 }
 
 // Limiter blocks a source (an IP address, or "console") after MaxFails
-// failed logins within Window, for Window.
+// unsuccessful logins within Window, for Window after the last one.
+// Logins still being checked count too, so parallel attempts from one
+// source cannot get past the limit.
 type Limiter struct {
 	MaxFails int
 	Window   time.Duration
+	Now      func() time.Time // nil: time.Now
+
 	mu       sync.Mutex
 	fails    map[string][]time.Time
+	inflight map[string]int
+	good     map[string]time.Time // last successful login per source
+}
+
+// Known good sources: an address that logged in within goodFor goes
+// ahead of unknown ones when logins queue (an administrator's station
+// during a flood). At most maxGood are remembered.
+const (
+	goodFor = 24 * time.Hour
+	maxGood = 256
+)
+
+func (l *Limiter) succeed(src string) {
+	delete(l.fails, src)
+	if l.good == nil {
+		l.good = map[string]time.Time{}
+	}
+	if _, ok := l.good[src]; !ok && len(l.good) >= maxGood {
+		oldest := ""
+		for s, t := range l.good {
+			if oldest == "" || t.Before(l.good[oldest]) {
+				oldest = s
+			}
+		}
+		delete(l.good, oldest)
+	}
+	l.good[src] = l.now()
+}
+
+// trusted is 1 for a source that logged in within goodFor, else 0.
+func (l *Limiter) trusted(src string) int {
+	if t, ok := l.good[src]; ok && l.now().Sub(t) < goodFor {
+		return 1
+	}
+	return 0
 }
 
 // NewLimiter allows 5 failures per minute per source.
 func NewLimiter() *Limiter {
-	return &Limiter{MaxFails: 5, Window: time.Minute, fails: map[string][]time.Time{}}
+	return &Limiter{MaxFails: 5, Window: time.Minute}
+}
+
+func (l *Limiter) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
 }
 
 // Blocked reports whether src must wait, and how long.
 func (l *Limiter) Blocked(src string) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.blocked(src, 0)
+}
+
+func (l *Limiter) blocked(src string, extra int) (time.Duration, bool) {
 	f := l.recent(src)
-	if len(f) < l.MaxFails {
+	if len(f)+extra < l.MaxFails {
 		return 0, false
 	}
-	return time.Until(f[len(f)-1].Add(l.Window)), true
+	if len(f) == 0 {
+		return time.Second, true // only attempts in progress: try again shortly
+	}
+	return f[len(f)-1].Add(l.Window).Sub(l.now()), true
+}
+
+// Begin reserves a login attempt from src, unless src is blocked. The
+// attempt counts against the limit until done says how it went.
+func (l *Limiter) Begin(src string) (done func(ok bool), wait time.Duration, blocked bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if wait, blocked := l.blocked(src, l.inflight[src]); blocked {
+		return nil, wait, true
+	}
+	if l.inflight == nil {
+		l.inflight = map[string]int{}
+	}
+	l.inflight[src]++
+	var once sync.Once
+	return func(ok bool) {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.inflight[src]--; l.inflight[src] <= 0 {
+				delete(l.inflight, src)
+			}
+			if ok {
+				l.succeed(src)
+			} else {
+				l.fail(src)
+			}
+		})
+	}, 0, false
 }
 
 // Fail records a failed login from src.
 func (l *Limiter) Fail(src string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fails[src] = append(l.recent(src), time.Now())
+	l.fail(src)
 }
 
-// Succeed forgets src's failures.
+func (l *Limiter) fail(src string) {
+	if l.fails == nil {
+		l.fails = map[string][]time.Time{}
+	}
+	l.fails[src] = append(l.recent(src), l.now())
+}
+
+// Rank is how suspect src is for a connection slot, lower first: its
+// recent failures, one less for a known good source (attempts in
+// progress do not count: a login being checked keeps its slot).
+func (l *Limiter) Rank(src string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recent(src)) - l.trusted(src)
+}
+
+// Succeed forgets src's failures and remembers it as a known good source.
 func (l *Limiter) Succeed(src string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.fails, src)
+	l.succeed(src)
+}
+
+// Score is how suspect src is, lower first: its recent failures plus
+// its attempts in progress, one less for a known good source.
+func (l *Limiter) Score(src string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recent(src)) + l.inflight[src] - l.trusted(src)
 }
 
 func (l *Limiter) recent(src string) []time.Time {
 	f := l.fails[src]
-	for len(f) > 0 && time.Since(f[0]) > l.Window {
+	now := l.now()
+	for len(f) > 0 && now.Sub(f[0]) > l.Window {
 		f = f[1:]
 	}
 	if len(f) > l.MaxFails {
@@ -78,125 +200,3 @@ func (l *Limiter) recent(src string) []time.Time {
 	}
 	return f
 }
-
-// Sessions is who is logged in.
-type Sessions struct {
-	mu   sync.Mutex
-	next int
-	m    map[int]string
-}
-
-// Add records a session and returns the function that ends it.
-func (s *Sessions) Add(user, role, via, from string) func() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[int]string{}
-	}
-	s.next++
-	id := s.next
-	s.m[id] = fmt.Sprintf("%-12s %-9s %-8s %-22s since %s", user, role, via, from, time.Now().Format(time.DateTime))
-	return func() { s.mu.Lock(); delete(s.m, id); s.mu.Unlock() }
-}
-
-// List is one line per session.
-func (s *Sessions) List() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := []string{fmt.Sprintf("%-12s %-9s %-8s %-22s %s", "USER", "ROLE", "VIA", "FROM", "LOGIN")}
-	var ids []int
-	for id := range s.m {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
-	for _, id := range ids {
-		out = append(out, s.m[id])
-	}
-	return out
-}
-
-// Idle wraps a reader that ends (io.EOF) after d without input, calling
-// onIdle once; d == 0 never ends. The wrapped reader's Read runs in a
-// goroutine, so a blocked Read does not keep the timeout from firing.
-type Idle struct {
-	ch     chan chunk
-	done   chan struct{} // closed by Close: the reader goroutine ends
-	d      time.Duration
-	onIdle func()
-	buf    []byte
-	err    error
-}
-
-type chunk struct {
-	b   []byte
-	err error
-}
-
-// NewIdle starts reading r.
-func NewIdle(r io.Reader, d time.Duration, onIdle func()) *Idle {
-	i := &Idle{ch: make(chan chunk), done: make(chan struct{}), d: d, onIdle: onIdle}
-	go func() {
-		for {
-			b := make([]byte, 1024)
-			n, err := r.Read(b)
-			select {
-			case i.ch <- chunk{b[:n], err}:
-			case <-i.done:
-				return // nobody reads any more
-			}
-			if err != nil {
-				close(i.ch)
-				return
-			}
-		}
-	}()
-	return i
-}
-
-// Read returns input, or io.EOF once idle.
-func (i *Idle) Read(p []byte) (int, error) {
-	if len(i.buf) == 0 && i.err == nil {
-		var timeout <-chan time.Time
-		if i.d > 0 {
-			t := time.NewTimer(i.d)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case c, ok := <-i.ch:
-			if !ok {
-				return 0, io.EOF
-			}
-			i.buf, i.err = c.b, c.err
-		case <-timeout:
-			if i.onIdle != nil {
-				i.onIdle()
-				i.onIdle = nil
-			}
-			return 0, io.EOF
-		}
-	}
-	n := copy(p, i.buf)
-	i.buf = i.buf[n:]
-	if len(i.buf) == 0 && i.err != nil {
-		err := i.err
-		i.err = nil
-		return n, err
-	}
-	return n, nil
-}
-
-// Close ends the reader goroutine once its pending Read returns (close r
-// too, so that it does). Every Idle must be closed, or its goroutine
-// stays for good.
-func (i *Idle) Close() {
-	select {
-	case <-i.done:
-	default:
-		close(i.done)
-	}
-}
-
-// SetTimeout changes the idle time and what happens then; the console
-// keeps one Idle for its whole life and sets a timeout per session.
-func (i *Idle) SetTimeout(d time.Duration, onIdle func()) { i.d, i.onIdle = d, onIdle }

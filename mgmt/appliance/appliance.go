@@ -5,6 +5,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,8 +18,10 @@ import (
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/firmware/boot"
 	"github.com/secwire/secwire/firmware/commit"
+	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/logring"
+	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
@@ -49,7 +52,11 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	pl := &plane.Plane{Log: log}
 	os.MkdirAll(StateDir, 0o700)
 	m, err := commit.Open(ctx, commit.Options{
-		ConfigPath: boot.ConfigFile, StateDir: StateDir, Log: log, Audit: audit, OnChange: pl.Apply,
+		ConfigPath: boot.ConfigFile, StateDir: StateDir, Log: log, Audit: audit,
+		OnChange: func(c *config.Config) {
+			pl.Apply(c)
+			sessions.Reconcile(&c.System) // deleted or re-roled users are logged out
+		},
 	})
 	if m == nil {
 		return fmt.Errorf("config store: %w", err)
@@ -82,8 +89,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 		},
 		Reboot: func() error { return reboot(log) },
 		Zeroize: func() error {
-			audit.Record(commit.Who{User: "system"}, "request system zeroize: keys, users and config erased")
-			if err := m.Zeroize(HostKeyFile); err != nil {
+			if err := Zeroize(m, audit, boot.ConfigMount, HostKeyFile); err != nil {
 				log.Error("zeroize", "err", err)
 			}
 			return reboot(log)
@@ -108,6 +114,15 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	pl.Start(ctx, m.Running())
 	c := &console.Console{Env: env, Limiter: limiter, Sessions: sessions, MgmtPort: mgmtPort}
 	return c.Run(ctx, con)
+}
+
+// Zeroize erases the config partition mounted at dir: the config and
+// its rollback copies, the device key, the PN state, the audit log and
+// the extra files (the SSH host key), each overwritten before it is
+// deleted; then it fills the partition's free space with zeros, so no
+// earlier version of any of them survives in freed blocks.
+func Zeroize(m *commit.Manager, a *audit.Log, dir string, extra ...string) error {
+	return errors.Join(m.Zeroize(extra...), a.Erase(), store.ScrubFree(dir))
 }
 
 // rawConsole puts a terminal console into raw mode, so the line editor

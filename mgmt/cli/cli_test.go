@@ -67,10 +67,31 @@ func TestWrongInputChangesNothing(t *testing.T) {
 }
 
 func TestHistoryMasksSecrets(t *testing.T) {
+	const cak = "00112233445566778899aabbccddeeff"
+	// The CAK under every unique prefix of its keyword (and of the words
+	// before it, and of set itself), and prefixes that are ambiguous.
+	for _, kw := range []string{"c", "ca", "cak"} {
+		for _, path := range []string{"set links l0 mka key-chain 01 ", "se li l0 mk key 01 ", "s l l0 m k 01 "} {
+			in := path + kw + " " + cak
+			if got, want := maskSecrets(in), path+kw+" <secret>"; got != want {
+				t.Errorf("maskSecrets(%q) = %q, want %q", in, got, want)
+			}
+		}
+	}
 	for in, want := range map[string]string{
-		"set links l0 mka key-chain 01 cak 00112233445566778899aabbccddeeff": "set links l0 mka key-chain 01 cak <secret>",
-		`set system users bob password "$2a$10$abc def"`:                     "set system users bob password <secret>",
-		"set links l0 cipher gcm-aes-128":                                    "set links l0 cipher gcm-aes-128",
+		`set system users bob password "$2a$10$abc def"`:        "set system users bob password <secret>",
+		`set system users bob pa "$2a$10$abc def"`:              "set system users bob pa <secret>",
+		`set sy u bob p $2a$10$abc`:                             "set sy u bob p <secret>",
+		`set system users bob password "$2a$10$abc def`:         "set system users bob password <secret>", // open quote
+		"set links l0 mka key-chain 01 cak " + cak + " extra":   "set links l0 mka key-chain 01 cak <secret>",
+		"set links l0 mka key-chain 01 cak   " + cak:            "set links l0 mka key-chain 01 cak   <secret>",
+		"set links l0 mka key-chain 01 ca \"" + cak + "\"":      "set links l0 mka key-chain 01 ca <secret>",
+		"set links l0 mka key-chain 01 cak":                     "set links l0 mka key-chain 01 cak",
+		"set links l0 mka fallback-key c " + cak:                "set links l0 mka fallback-key c <secret>",
+		"se li l0 mk fa ca " + cak:                              "se li l0 mk fa ca <secret>",
+		"set links l0 cipher gcm-aes-128":                       "set links l0 cipher gcm-aes-128",
+		"set links l0 mka key-chain 01 start 2026-01-01T00:00Z": "set links l0 mka key-chain 01 start 2026-01-01T00:00Z",
+		"show links l0 mka":                                     "show links l0 mka",
 	} {
 		if got := maskSecrets(in); got != want {
 			t.Errorf("maskSecrets(%q) = %q, want %q", in, got, want)

@@ -53,6 +53,10 @@ type Session struct {
 	// AskSecret reads a line without echo; AskLine with echo.
 	AskSecret func(prompt string) (string, error)
 	AskLine   func(prompt string) (string, error)
+	// CurrentRole looks the user up in the running config before every
+	// command (nil: Role holds for the whole session). A user deleted
+	// meanwhile is logged out; a user demoted leaves configuration mode.
+	CurrentRole func() (role string, ok bool)
 }
 
 // Shell is one user's CLI session.
@@ -67,10 +71,16 @@ type Shell struct {
 
 // New starts a session in operational mode.
 func New(env *Env, sess Session) *Shell {
-	if env.Minute == 0 {
-		env.Minute = time.Minute
-	}
 	return &Shell{env: env, sess: sess, out: sess.Out}
+}
+
+// minute is how long a minute of `commit confirmed N` lasts. Env is
+// shared by every session: it is read here, never defaulted in place.
+func (sh *Shell) minute() time.Duration {
+	if sh.env.Minute == 0 {
+		return time.Minute
+	}
+	return sh.env.Minute
 }
 
 // Prompt is the prompt for the next line: user@host> in operational mode,
@@ -114,6 +124,9 @@ func (sh *Shell) exec(s string) error {
 	if err != nil || len(toks) == 0 {
 		return err
 	}
+	if err := sh.checkRole(); err != nil {
+		return err
+	}
 	c, args, err := resolve(sh.commands(), toks)
 	if err != nil {
 		return err
@@ -122,6 +135,27 @@ func (sh *Shell) exec(s string) error {
 		return fmt.Errorf("permission denied: %s is an operator (show only)", sh.sess.User)
 	}
 	return c.run(sh, args, len(s))
+}
+
+// checkRole applies a commit that deleted or demoted this session's user.
+func (sh *Shell) checkRole() error {
+	if sh.sess.CurrentRole == nil {
+		return nil
+	}
+	role, ok := sh.sess.CurrentRole()
+	switch {
+	case !ok:
+		sh.done = true
+		return fmt.Errorf("user %s was deleted: logging out", sh.sess.User)
+	case role != sh.sess.Role:
+		was := sh.sess.Role
+		sh.sess.Role = role
+		if role != "admin" && sh.cand != nil {
+			sh.cand, sh.base = nil, nil
+			return fmt.Errorf("permission denied: %s is now %s (was %s); configuration mode left, the candidate discarded", sh.sess.User, role, was)
+		}
+	}
+	return nil
 }
 
 // cmd is one command word.
@@ -213,7 +247,7 @@ func (sh *Shell) opCommands() []*cmd {
 		}},
 		{name: "configure", help: "Enter configuration mode (a private candidate)", admin: true, run: (*Shell).configure},
 		{name: "exit", help: "Log out", run: (*Shell).logout},
-		{name: "ping", help: "Ping a host on a link's plaintext side (ARP and ICMP from a test source address)",
+		{name: "ping", help: "Ping a host on a link's plaintext side (ARP and ICMP from a test source address)", admin: true,
 			arg: "<address> link <link> source <address> [count N]", run: (*Shell).ping},
 		{name: "quit", help: "Log out", run: (*Shell).logout},
 		{name: "request", help: "Ask the system to do something", admin: true, sub: []*cmd{
@@ -465,7 +499,7 @@ func (sh *Shell) commit(args []token, end int) error {
 			}
 			mins = n
 		}
-		confirm = time.Duration(mins) * sh.env.Minute
+		confirm = time.Duration(mins) * sh.minute()
 	default:
 		return errAt(args[0], "unexpected %q: want check, confirmed [minutes] or and-quit", args[0].s)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/secwire/secwire/firmware/config"
 )
 
 // Terminal is a line editor (golang.org/x/term) on a serial console or an
@@ -97,20 +99,36 @@ func (h *history) Add(s string) {
 func (h *history) Len() int        { return len(h.lines) }
 func (h *history) At(i int) string { return h.lines[len(h.lines)-1-i] }
 
-// maskSecrets replaces the word after a secret keyword.
+// maskSecrets replaces a secret typed on a `set` line (a CAK or a
+// password hash after its keyword, which may be abbreviated to any unique
+// prefix) with <secret>. The line is resolved as `set` resolves it; a
+// line that does not resolve is masked after any word that could be a
+// secret keyword, to be safe.
 func maskSecrets(s string) string {
 	toks, _, err := tokenize(s)
 	if err != nil {
-		return s
+		// An open quote: the rest of the line is one more word.
+		var pe *posError
+		if errors.As(err, &pe) {
+			toks = append(toks, token{s[pe.pos:], pe.pos})
+		}
 	}
-	for i := 0; i+1 < len(toks); i++ {
+	if len(toks) < 2 || !strings.HasPrefix("set", toks[0].s) {
+		return s // only set takes secrets
+	}
+	if err == nil {
+		cur, rest, derr := descend(&config.Config{}, toks[1:], true)
+		if derr == nil {
+			if cur.n.isSecret() && len(rest) > 0 {
+				return s[:rest[0].pos] + "<secret>"
+			}
+			return s
+		}
+	}
+	for i, t := range toks[:len(toks)-1] {
 		for k := range secret {
-			if name := k[strings.LastIndex(k, ".")+1:]; toks[i].s == name {
-				end := toks[i+1].pos + len(toks[i+1].s)
-				if end > len(s) || s[toks[i+1].pos] == '"' {
-					end = len(s)
-				}
-				return s[:toks[i+1].pos] + "<secret>" + s[end:]
+			if name := strings.ReplaceAll(k[strings.LastIndex(k, ".")+1:], "_", "-"); t.s != "" && strings.HasPrefix(name, t.s) {
+				return s[:toks[i+1].pos] + "<secret>"
 			}
 		}
 	}

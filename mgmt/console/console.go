@@ -51,7 +51,8 @@ func (c *Console) Run(ctx context.Context, rw io.ReadWriter) error {
 			break
 		}
 		m := c.Env.Manager
-		if !m.Running().System.HasAdmin() {
+		sys := m.System()
+		if !sys.HasAdmin() {
 			if err := c.firstBoot(t); err != nil {
 				if errors.Is(err, io.EOF) {
 					closed++
@@ -61,7 +62,7 @@ func (c *Console) Run(ctx context.Context, rw io.ReadWriter) error {
 			}
 			continue
 		}
-		host := m.Running().System.Hostname
+		host := sys.Hostname
 		if host == "" {
 			host = "secwire"
 		}
@@ -84,30 +85,54 @@ func (c *Console) Run(ctx context.Context, rw io.ReadWriter) error {
 		if err != nil {
 			continue
 		}
-		u := access.Authenticate(m.Running(), name, pw)
+		sys = m.System()
+		u := access.Authenticate(&sys, name, pw)
 		if u == nil {
 			c.Limiter.Fail(from)
-			c.Env.Audit.Record(commit.Who{User: name, From: from}, "login failed (password)")
+			c.Env.Audit.Failure(from, commit.Who{User: name, From: from}, "login failed (password)")
 			time.Sleep(2 * time.Second) // slows guessing on the console
 			fmt.Fprintln(t, "Login incorrect")
 			continue
 		}
 		c.Limiter.Succeed(from)
-		c.session(t, idle, u)
+		c.session(rw, idle, u, sys.IdleTimeout())
 	}
 	return ctx.Err()
 }
 
-func (c *Console) session(t *cli.Terminal, idle *access.Idle, u *config.User) {
+// session runs the CLI for one login on a terminal of its own, so the
+// next user finds an empty history. A bug in it ends this session only.
+func (c *Console) session(rw io.ReadWriter, idle *access.Idle, u *config.User, timeout time.Duration) {
 	who := commit.Who{User: u.Name, From: from}
+	t := cli.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{idle, rw})
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintln(t, "\ninternal error: the session ended (the links are not affected)")
+			c.Env.Audit.Record(who, "console session ended by an internal error")
+		}
+	}()
 	c.Env.Audit.Record(who, "login (password, role "+u.Role+")")
-	end := c.Sessions.Add(u.Name, u.Role, "console", "ttyS0")
-	defer end()
-	idle.SetTimeout(c.Env.Manager.Running().System.IdleTimeout(), func() {
+	remove := c.Sessions.Add(u.Name, u.Role, "console", "ttyS0", func(reason string) {
+		c.Env.Audit.Record(who, "logged out: "+reason)
+		fmt.Fprintf(t, "\n%s: logging out\n", reason)
+		idle.Interrupt()
+	})
+	defer remove()
+	idle.SetTimeout(timeout, func() {
 		fmt.Fprintln(t, "\nidle timeout: logging out")
 	})
 	defer idle.SetTimeout(0, nil)
-	sh := cli.New(c.Env, cli.Session{User: u.Name, Role: u.Role, From: from, Out: t, AskSecret: t.AskSecret, AskLine: t.AskLine})
+	sh := cli.New(c.Env, cli.Session{User: u.Name, Role: u.Role, From: from, Out: t, AskSecret: t.AskSecret, AskLine: t.AskLine,
+		CurrentRole: func() (string, bool) {
+			sys := c.Env.Manager.System()
+			if u := sys.User(u.Name); u != nil {
+				return u.Role, true
+			}
+			return "", false
+		}})
 	t.Serve(sh)
 	c.Env.Audit.Record(who, "logout")
 }

@@ -85,12 +85,16 @@ func Available() error {
 
 // Start creates the macsec link on the line port with the configured
 // offload, bridges it to the plaintext port and opens the EAPOL socket.
-// On error nothing it created is left behind.
+// What a run that never stopped left behind is removed first
+// (RemoveStale). On error nothing it created is left behind.
 func Start(o Options) (*Datapath, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if err := Check(o.SecY, 0, false); err != nil {
+		return nil, err
+	}
+	if err := RemoveStale(o.Name, o.Line, o.Plain, o.Log); err != nil {
 		return nil, err
 	}
 	nl, err := macsecnl.Dial()
