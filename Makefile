@@ -29,9 +29,12 @@ build/$(BOARD)/disk.img: $(LINUXBIN) board/$(BOARD).json image/kernel.json $(GOF
 	@command -v dpkg-deb >/dev/null && command -v depmod >/dev/null || $(MAKE) deps
 	$(GO) run ./image/cmd/mkimage -board $(BOARD) -secwire $(LINUXBIN)
 
-# make qemu [BOOT=uefi|kernel] [PLAIN_NETDEV=...] [LINE_NETDEV=...] [MGMT_NETDEV=...] [CONFIG=file] [NIC=e1000e]
+# make qemu [VM=a|b] [FRESH=1] [BOOT=uefi|kernel] [PLAIN_NETDEV=...] [LINE_NETDEV=...] [MGMT_NETDEV=...] [CONFIG=file] [NIC=e1000e]
+# Each VM keeps its own disk in build/$(BOARD)/vm-$(VM); a rebuild rewrites
+# only its boot partition (the config survives), FRESH=1 starts blank.
+VM       ?= a
 qemu: deps image
-	$(GO) run ./qemu/cmd/secwire-qemu -dir build/$(BOARD) -boot $(BOOT) \
+	$(GO) run ./qemu/cmd/secwire-qemu -dir build/$(BOARD) -vm $(VM) $(if $(filter 1 yes true,$(FRESH)),-fresh) -boot $(BOOT) \
 		$(if $(PLAIN_NETDEV),-plain '$(PLAIN_NETDEV)') $(if $(LINE_NETDEV),-line '$(LINE_NETDEV)') $(if $(MGMT_NETDEV),-mgmt '$(MGMT_NETDEV)') \
 		$(if $(NIC),-nic $(NIC)) $(if $(CONFIG),-config '$(CONFIG)')
 

@@ -134,7 +134,7 @@ func (p Port) OffloadSummary() string {
 	case p.Offload == nil && p.PHYOffload != nil:
 		return fmt.Sprintf("phy offload: %s%s", strings.Join(p.PHYOffload.Suites(), " "), unsafeNote(p.PHYOffload))
 	case p.Offload == nil:
-		return "none (software datapath)"
+		return "none (no hardware offload: the kernel's or secwire's software datapath)"
 	case !p.HWOffload:
 		return fmt.Sprintf("driver supports %s offload, NIC does not offer macsec-hw-offload", p.Offload.Where)
 	default:

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -34,7 +35,14 @@ func Start(ctx context.Context, name string, s Spec, log io.Writer) (*VM, error)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	return StartCommand(ctx, name, exec.Command("qemu-system-x86_64", args...), log)
+}
+
+// StartCommand runs cmd, a QEMU or something that starts one with its
+// serial console on standard input and output (such as make qemu), in
+// its own process group; Stop and the end of ctx kill the whole group.
+func StartCommand(ctx context.Context, name string, cmd *exec.Cmd, log io.Writer) (*VM, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -71,6 +79,13 @@ func Start(ctx context.Context, name string, s Spec, log io.Writer) (*VM, error)
 		vm.err = cmd.Wait()
 		pw.Close()
 		close(vm.done)
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			vm.kill()
+		case <-vm.done:
+		}
 	}()
 	return vm, nil
 }
@@ -135,19 +150,57 @@ func (vm *VM) tail(n int) string {
 	return string(b)
 }
 
-// Stop kills the VM and waits for it.
+// Stop kills the VM (its whole process group) and waits for it.
 func (vm *VM) Stop() {
-	_ = vm.cmd.Process.Kill()
+	vm.kill()
 	<-vm.done
 }
 
+func (vm *VM) kill() {
+	_ = syscall.Kill(-vm.cmd.Process.Pid, syscall.SIGKILL)
+}
+
 // PrivateCopy copies a file (a disk image or OVMF vars) into dir so that a
-// VM can write it without touching the original.
+// VM can write it without touching the original. Runs of zeros stay holes,
+// so a copy of a mostly empty disk image costs little space.
 func PrivateCopy(src, dir string) (string, error) {
-	b, err := os.ReadFile(src)
+	in, err := os.Open(src)
 	if err != nil {
 		return "", err
 	}
+	defer in.Close()
 	dst := filepath.Join(dir, filepath.Base(src))
-	return dst, os.WriteFile(dst, b, 0o644)
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return "", err
+	}
+	buf := make([]byte, 1<<20)
+	var size int64
+	for {
+		n, rerr := io.ReadFull(in, buf)
+		if n > 0 {
+			if bytes.Count(buf[:n], []byte{0}) == n {
+				_, err = out.Seek(int64(n), io.SeekCurrent)
+			} else {
+				_, err = out.Write(buf[:n])
+			}
+			if err != nil {
+				out.Close()
+				return "", err
+			}
+			size += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			out.Close()
+			return "", rerr
+		}
+	}
+	if err := out.Truncate(size); err != nil {
+		out.Close()
+		return "", err
+	}
+	return dst, out.Close()
 }

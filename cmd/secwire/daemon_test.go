@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -185,11 +186,19 @@ func (tp *topo) start(side, cfg string) { tp.t.Helper(); tp.startArgs(side, cfg)
 
 // startArgs runs a daemon with extra arguments.
 func (tp *topo) startArgs(side, cfg string, extra ...string) {
+	tp.t.Helper()
+	tp.startIn("", side, cfg, extra...)
+}
+
+// startIn runs a daemon in the working directory wd ("": the test's), so
+// that cfg may be a path relative to it.
+func (tp *topo) startIn(wd, side, cfg string, extra ...string) {
 	t := tp.t
 	t.Helper()
-	logf, _ := os.Create(filepath.Join(tp.dir, side+".log"))
+	logf, _ := os.OpenFile(filepath.Join(tp.dir, side+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	args := append([]string{"daemon", "--config", cfg, "--socket", tp.socket(side), "--state", filepath.Join(tp.dir, "state-"+side)}, extra...)
 	cmd := tp.ns(side).Command(secwireBinary(t), args...)
+	cmd.Dir = wd
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -585,5 +594,168 @@ func TestConfigCheckCommand(t *testing.T) {
 	os.WriteFile(p, []byte(`{"system": {"hostname": "ok"}}`), 0o600)
 	if err := configCmd([]string{"check", p}, &out); err != nil || !strings.Contains(out.String(), "ok") {
 		t.Fatalf("good config: %v %s", err, out.String())
+	}
+}
+
+// TestDaemonsPassProtocolsInClear runs two daemons with lldp in clear:
+// an LLDP frame crosses in clear (and is seen so on the line), other
+// frames are protected, and show macsec lists the exception and why the
+// Go datapath runs.
+func TestDaemonsPassProtocolsInClear(t *testing.T) {
+	needTools(t, "ip", "ethtool")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	lldp := func(l *config.Link) { l.ProtocolsInClear = []config.ProtocolInClear{{Name: "lldp"}} }
+	tp.start("a", tp.config("a", tp.keyB, lldp))
+	tp.start("b", tp.config("b", tp.keyA, lldp))
+	var tx *afpacket.Tx
+	var rx *afpacket.Rx
+	if err := tp.h1.Do(func() (err error) { tx, err = afpacket.OpenTx("eth0", afpacket.TxOptions{}); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tp.h2.Do(func() (err error) { rx, err = afpacket.OpenRx("eth0", afpacket.RxOptions{Promiscuous: true}); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	stopLine := rawCapture(t, tp.b, "line")
+	frame := func(da []byte, et uint16) []byte {
+		f := append(append([]byte(nil), da...), 0x02, 0x5e, 0, 0, 0, 0x11)
+		f = binary.BigEndian.AppendUint16(f, et)
+		return append(append(f, marker...), make([]byte, 60)...)
+	}
+	lldp1 := frame([]byte{0x01, 0x80, 0xc2, 0, 0, 0x0e}, 0x88cc)
+	other := frame([]byte{0x02, 0x5e, 0, 0, 0, 0x22}, 0x88b5)
+	wrongDA := frame([]byte{0x01, 0x80, 0xc2, 0, 0, 0x0d}, 0x88cc)
+	// The link is up once static keys are installed; give it a moment.
+	time.Sleep(time.Second)
+	for _, f := range [][]byte{lldp1, other, wrongDA} {
+		tx.Send(f)
+	}
+	tx.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got [][]byte
+	for len(got) < 3 {
+		if _, _, err := rx.Receive(ctx, func(f []byte) {
+			if bytes.Contains(f, marker) {
+				got = append(got, append([]byte(nil), f...))
+			}
+		}); err != nil {
+			break
+		}
+	}
+	if len(got) != 3 || !slices.ContainsFunc(got, func(f []byte) bool { return bytes.Equal(f, lldp1) }) {
+		t.Fatalf("h2 got %d of 3 frames (the LLDP one unchanged)\nA:\n%s", len(got), tp.log("a"))
+	}
+	inClear := 0
+	for _, f := range stopLine() {
+		switch {
+		case bytes.Equal(f, lldp1):
+			inClear++
+		case binary.BigEndian.Uint16(f[12:]) != macsec.EtherType || bytes.Contains(f, marker):
+			t.Fatalf("frame in clear on the line that is not the LLDP exception: %x", f[:min(len(f), 40)])
+		}
+	}
+	if inClear != 1 {
+		t.Errorf("the LLDP frame crossed the line in clear %d times, want 1", inClear)
+	}
+	out, err := exec.Command(secwireBinary(t), "show", "macsec", "--socket", tp.socket("a")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("show macsec: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"datapath: software (offload and kernel cannot pass protocols in clear (lldp))",
+		"protocols in clear (cross unprotected both ways):",
+		"lldp (EtherType 0x88cc to 01:80:c2:00:00:0e, 01:80:c2:00:00:03 or 01:80:c2:00:00:00)",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("show macsec lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestDaemonsKeepManagementVLANOffTheLine configures in-band management on
+// VLAN 100 of A's plaintext port: h1's VLAN 100 frames never reach the
+// line or h2, other VLANs cross.
+func TestDaemonsKeepManagementVLANOffTheLine(t *testing.T) {
+	needTools(t, "ip", "ethtool")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	cfgA := tp.config("a", tp.keyB, nil)
+	c, err := config.Load(cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.System.Management = &config.Management{Interface: "plain", VLAN: 100, Address: "192.0.2.10/24"}
+	b, _ := json.Marshal(c)
+	if err := os.WriteFile(cfgA, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tp.start("a", cfgA)
+	tp.start("b", tp.config("b", tp.keyA, nil))
+	var tx *afpacket.Tx
+	var rx *afpacket.Rx
+	if err := tp.h1.Do(func() (err error) { tx, err = afpacket.OpenTx("eth0", afpacket.TxOptions{}); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tp.h2.Do(func() (err error) { rx, err = afpacket.OpenRx("eth0", afpacket.RxOptions{Promiscuous: true}); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	time.Sleep(time.Second)
+	tagged := func(vlan uint16) []byte {
+		f := []byte{0x02, 0x5e, 0, 0, 0, 0x22, 0x02, 0x5e, 0, 0, 0, 0x11, 0x81, 0x00}
+		f = binary.BigEndian.AppendUint16(f, vlan)
+		f = append(f, 0x08, 0x06)
+		return append(append(f, marker...), make([]byte, 60)...)
+	}
+	for range 5 {
+		tx.Send(tagged(100))
+		tx.Send(tagged(200))
+	}
+	tx.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var vlans []uint16
+	for ctx.Err() == nil {
+		rx.Receive(ctx, func(f []byte) {
+			if bytes.Contains(f, marker) && len(f) > 16 {
+				vlans = append(vlans, binary.BigEndian.Uint16(f[14:])&0xfff)
+			}
+		})
+	}
+	if len(vlans) != 5 || slices.Contains(vlans, 100) {
+		t.Fatalf("h2 got VLANs %v, want VLAN 200 five times and never the management VLAN 100", vlans)
+	}
+	if n := counter(tp.linkStatus("a").DatapathCounters, "ManagementVLANDropped"); n != 5 {
+		t.Errorf("A ManagementVLANDropped = %d, want 5", n)
+	}
+}
+
+// A second daemon on a socket a live daemon answers on is refused before
+// it touches a port, and `show` keeps talking to the first; without a
+// daemon, show says so in plain words.
+func TestSecondDaemonRefusesALiveSocket(t *testing.T) {
+	needTools(t, "ip", "ping", "ethtool")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	cfg := tp.config("a", tp.keyB, nil)
+	tp.start("a", cfg)
+	empty := filepath.Join(tp.dir, "empty.json")
+	os.WriteFile(empty, []byte(`{"system": {"hostname": "second"}}`), 0o600)
+	out, err := exec.Command(secwireBinary(t), "daemon", "--config", empty, "--socket", tp.socket("a"),
+		"--state", filepath.Join(tp.dir, "state-2")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another secwire daemon is running on management socket "+tp.socket("a")) ||
+		!strings.Contains(string(out), "--socket PATH and --state DIR") {
+		t.Fatalf("second daemon: %v\n%s", err, out)
+	}
+	show, err := exec.Command(secwireBinary(t), "show", "interfaces", "--socket", tp.socket("a")).CombinedOutput()
+	if err != nil || !strings.Contains(string(show), "link0") {
+		t.Fatalf("show after the refused second daemon: %v\n%s", err, show)
+	}
+	tp.stop("a")
+	show, err = exec.Command(secwireBinary(t), "show", "mka", "--socket", tp.socket("a")).CombinedOutput()
+	if err == nil || !strings.Contains(string(show), "no secwire daemon is running: "+tp.socket("a")+" does not exist") ||
+		strings.Contains(string(show), "dial unix") || strings.Contains(string(show), "http://") {
+		t.Fatalf("show without a daemon: %v\n%s", err, show)
 	}
 }

@@ -153,7 +153,7 @@ func (f *faultRun) commitOnA(change string) {
 	out := sshRun(f.t, f.ssh, "configure; "+change+"; commit")
 	took := time.Since(start)
 	f.t.Logf("commit on A during the fault took %s", took.Round(time.Millisecond))
-	if !strings.Contains(out, "commit complete") || !strings.Contains(out, "links restarted") {
+	if !strings.Contains(out, "commit complete") || !strings.Contains(out, "link link0 restarted") {
 		f.t.Errorf("commit on A during the fault:\n%s\nA:\n%s", out, f.tp.log("a"))
 	}
 }

@@ -36,8 +36,8 @@ func frameCmd(args []string, w io.Writer) error {
 	integ := fs.Bool("integrity-only", false, "integrity only (E=0, C=0)")
 	offset := fs.Int("offset", 0, "confidentiality offset 0, 30 or 50")
 	window := fs.Uint("window", 0, "replay window")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%v\n%s", err, frameUsage)
+	if err := parseFlags(fs, args[1:], frameUsage); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("need exactly one frame in hex\n%s", frameUsage)

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -25,6 +26,8 @@ commands:
                         --ssh serves the management CLI (commit writes FILE)
   config check FILE     check a config file, listing every problem
   show interfaces|macsec|mka|counters  status of the running daemon
+  show system time|syslog|metrics  clock sync, syslog collectors, metrics endpoint
+  clear counters        make 'show counters' count from now
   request mka rekey LINK  ask the link's key server for a new SAK
   frame protect|validate  protect or validate one frame (see 'secwire frame -h')
   pcap decrypt          decrypt the MACsec frames of a capture (see 'secwire pcap -h')
@@ -36,6 +39,12 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
+	}
+	usages := map[string]string{"daemon": daemonUsage, "config": configUsage, "show": showUsage, "request": requestUsage,
+		"frame": frameUsage, "pcap": pcapUsage, "passwd": passwdUsage}
+	if u, ok := usages[os.Args[1]]; ok && wantsHelp(os.Args[2:]) {
+		fmt.Println(u)
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -54,6 +63,8 @@ func main() {
 		err = configCmd(os.Args[2:], os.Stdout)
 	case "show":
 		err = showCmd(os.Args[2:], os.Stdout)
+	case "clear":
+		err = clearCmd(os.Args[2:])
 	case "request":
 		err = requestCmd(os.Args[2:])
 	case "pcap":
@@ -65,6 +76,11 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "secwire: unknown command %q\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	var help helpRequested
+	if errors.As(err, &help) {
+		fmt.Println(help.usage)
+		return
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "secwire %s: %v\n", os.Args[1], err)

@@ -16,16 +16,20 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/secwire/secwire/firmware/sakexport"
 	"github.com/secwire/secwire/offload/macsec"
 )
 
 const pcapUsage = `usage:
   secwire pcap decrypt --cipher C --key HEX [--ssci HEX --salt HEX] [--pn LOWEST]
                        [--offset 0|30|50] [--vlan-in-clear N] IN.pcap|IN.pcapng OUT.pcap
+  secwire pcap decrypt --keys FILE [--offset 0|30|50] [--vlan-in-clear N] IN OUT
 
-Decrypts the MACsec frames of an Ethernet capture with one SAK, for every SC
-and AN in it, and writes a pcap that any Wireshark reads. Frames that are
-not MACsec, and MACsec frames that do not validate with the key, are copied
+Decrypts the MACsec frames of an Ethernet capture and writes a pcap that
+any Wireshark reads. With --key, one SAK for every SC and AN in it (static
+keys); with --keys, the SAKs an MKA link exported ('request security mka
+export-keys'), each on its AN, with its salt and each SC's SSCI. Frames that
+are not MACsec, and MACsec frames that do not validate, are copied
 unchanged; a summary with the reasons goes to standard error.
 --pn is the lowest PN of the capture's first frames, default 1 (XPN
 recovers the upper 32 bits of each PN from it)`
@@ -39,10 +43,11 @@ func pcapCmd(args []string, stderr io.Writer) error {
 	fs.SetOutput(io.Discard)
 	var kf keyFlags
 	kf.register(fs, "lowest PN in the capture")
-	offset := fs.Int("offset", 0, "confidentiality offset 0, 30 or 50")
+	offset := fs.Int("offset", -1, "confidentiality offset 0, 30 or 50")
 	vlans := fs.Int("vlan-in-clear", 0, "VLAN tags (0, 1 or 2) ahead of the SecTAG")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%v\n%s", err, pcapUsage)
+	keysFile := fs.String("keys", "", "SAK export file")
+	if err := parseFlags(fs, args[1:], pcapUsage); err != nil {
+		return err
 	}
 	if fs.NArg() != 2 {
 		return fmt.Errorf("need an input and an output file\n%s", pcapUsage)
@@ -50,12 +55,35 @@ func pcapCmd(args []string, stderr io.Writer) error {
 	if *vlans < 0 || *vlans > 2 {
 		return fmt.Errorf("--vlan-in-clear %d: want 0, 1 or 2", *vlans)
 	}
-	suite, sa, err := kf.params()
-	if err != nil {
-		return err
+	var keys func(macsec.SCI, uint8) []macsec.SAParams
+	var suite macsec.CipherSuite
+	if *keysFile != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for _, n := range []string{"key", "cipher", "ssci", "salt", "pn"} {
+			if set[n] {
+				return fmt.Errorf("--%s: the --keys file gives the cipher suite and every key; leave out --key, --cipher, --ssci, --salt and --pn", n)
+			}
+		}
+		f, err := sakexport.Read(*keysFile)
+		if err != nil {
+			return err
+		}
+		suite, _ = macsec.ParseCipherSuite(f.Cipher)
+		if *offset < 0 {
+			*offset = f.Offset
+		}
+		keys = func(sci macsec.SCI, an uint8) []macsec.SAParams { return f.Candidates(suite, sci, an) }
+	} else {
+		var sa macsec.SAParams
+		var err error
+		if suite, sa, err = kf.params(); err != nil {
+			return err
+		}
+		defer sa.Key.Wipe()
+		keys = staticKeys(sa)
 	}
-	defer sa.Key.Wipe()
-	d, err := newDecrypter(suite, sa, *offset, *vlans)
+	d, err := newDecrypter(suite, keys, max(*offset, 0), *vlans)
 	if err != nil {
 		return err
 	}
@@ -65,28 +93,49 @@ func pcapCmd(args []string, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, sum.String())
 	if sum.macsec > 0 && sum.decrypted == 0 {
+		if *keysFile != "" {
+			return fmt.Errorf("none of the %d MACsec frames validated: were these SAKs exported while the capture's frames were sent (a rekey since brings new ones)?", sum.macsec)
+		}
 		return fmt.Errorf("none of the %d MACsec frames validated: wrong key, cipher suite or (XPN) SSCI/salt/--pn?", sum.macsec)
 	}
 	return nil
 }
 
-// decrypter validates frames of any SC with one key: it adds a receive SC
-// and SA the first time it sees an SCI and AN.
+// staticKeys gives the one static key for every SC and AN.
+func staticKeys(sa macsec.SAParams) func(macsec.SCI, uint8) []macsec.SAParams {
+	return func(_ macsec.SCI, an uint8) []macsec.SAParams {
+		p := sa
+		p.AN = an
+		// Each SA gets its own copy: the SecY wipes a key when the SA goes.
+		p.Key = macsec.NewKey(sa.Key.Bytes())
+		return []macsec.SAParams{p}
+	}
+}
+
+// decrypter validates frames of any SC: it adds a receive SC and SA the
+// first time it sees an SCI and AN, with the first of the keys that
+// validates a frame of them.
 type decrypter struct {
 	secy  *macsec.SecY
-	sa    macsec.SAParams
+	keys  func(sci macsec.SCI, an uint8) []macsec.SAParams
+	tried map[scAN]int // which candidate key the SC's SA on that AN has
 	vlans int
 	buf   []byte
 }
 
-func newDecrypter(suite macsec.CipherSuite, sa macsec.SAParams, offset, vlans int) (*decrypter, error) {
+type scAN struct {
+	sci macsec.SCI
+	an  uint8
+}
+
+func newDecrypter(suite macsec.CipherSuite, keys func(macsec.SCI, uint8) []macsec.SAParams, offset, vlans int) (*decrypter, error) {
 	// Replay protection off: a capture may hold retransmissions, and
 	// several captures may be merged out of order.
 	s, err := macsec.NewSecY(macsec.Config{Suite: suite, Offset: offset, Validate: macsec.ValidateStrict, NoReplay: true})
 	if err != nil {
 		return nil, err
 	}
-	return &decrypter{secy: s, sa: sa, vlans: vlans, buf: make([]byte, 0, 65536)}, nil
+	return &decrypter{secy: s, keys: keys, tried: map[scAN]int{}, vlans: vlans, buf: make([]byte, 0, 65536)}, nil
 }
 
 type pcapSummary struct {
@@ -192,6 +241,55 @@ func (d *decrypter) decrypt(r io.Reader, w io.Writer) (pcapSummary, error) {
 	return sum, bw.Flush()
 }
 
+// validate validates a frame as sent, trying the SC's candidate keys for
+// its AN until one validates it.
+func (d *decrypter) validate(frame []byte) ([]byte, error) {
+	tag, err := macsec.ParseSecTAG(frame, 12)
+	if err != nil {
+		return d.secy.Validate(d.buf[:0], frame) // counted as the codec counts it
+	}
+	sci := tag.SCI
+	if !tag.HasSCI() {
+		sci = macsec.MakeSCI(frame[6:12], 1)
+	}
+	if d.secy.RxSC(sci) == nil {
+		d.secy.AddRxSC(sci)
+	}
+	k := scAN{sci, tag.AN}
+	cands := d.keys(sci, tag.AN)
+	defer func() {
+		for _, c := range cands {
+			c.Key.Wipe()
+		}
+	}()
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("no key for AN %d of SC %s in the key file", tag.AN, sci)
+	}
+	first, ok := d.tried[k]
+	if !ok {
+		first = -1
+	}
+	var verr error
+	for i := range cands {
+		n := (max(first, 0) + i) % len(cands)
+		if n != first {
+			p := cands[n]
+			p.Key = macsec.NewKey(cands[n].Key.Bytes()) // the SecY keeps its own copy
+			if err := d.secy.InstallRxSA(sci, p); err != nil {
+				return nil, err
+			}
+			d.tried[k] = n
+			first = n
+		}
+		pt, err := d.secy.Validate(d.buf[:0], frame)
+		if err == nil {
+			return pt, nil
+		}
+		verr = err
+	}
+	return nil, verr
+}
+
 // frame decrypts one captured frame. It returns the plaintext frame,
 // whether the frame was MACsec at all, and why it did not validate.
 func (d *decrypter) frame(data []byte, truncated bool) ([]byte, bool, error) {
@@ -215,26 +313,7 @@ func (d *decrypter) frame(data []byte, truncated bool) ([]byte, bool, error) {
 	if tags > 0 {
 		frame = append(append(make([]byte, 0, len(data)), data[:12]...), data[at:]...)
 	}
-	tag, err := macsec.ParseSecTAG(frame, 12)
-	if err == nil {
-		sci := tag.SCI
-		if !tag.HasSCI() {
-			sci = macsec.MakeSCI(frame[6:12], 1)
-		}
-		if d.secy.RxSC(sci) == nil {
-			d.secy.AddRxSC(sci)
-		}
-		if d.secy.RxSC(sci).SA(tag.AN) == nil {
-			p := d.sa
-			p.AN = tag.AN
-			// Each SA gets its own copy: the SecY wipes a key when the SA goes.
-			p.Key = macsec.NewKey(d.sa.Key.Bytes())
-			if err := d.secy.InstallRxSA(sci, p); err != nil {
-				return nil, true, err
-			}
-		}
-	}
-	pt, err := d.secy.Validate(d.buf[:0], frame)
+	pt, err := d.validate(frame)
 	if err != nil {
 		return nil, true, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/secwire/secwire/firmware/sakexport"
 	"github.com/secwire/secwire/offload/macsec"
 )
 
@@ -197,6 +199,113 @@ func TestPcapDecryptWrongKey(t *testing.T) {
 	}
 }
 
+// A capture of an MKA XPN link across a rekey: two SCs with their own
+// SSCIs share a SAK on AN 0 (KN 1), then a new SAK on AN 1 (KN 2). The
+// export file of both SAKs decrypts every frame; an export without the
+// second SAK leaves its frames encrypted and says why.
+func TestPcapDecryptWithExportedKeys(t *testing.T) {
+	suite := macsec.GCMAESXPN256
+	salt := [12]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	keys := [][]byte{bytes.Repeat([]byte{0xa1}, 32), bytes.Repeat([]byte{0xb2}, 32)}
+	macs := [][]byte{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}}
+	var frames []captured
+	for kn, key := range keys {
+		for i, mac := range macs {
+			s, err := macsec.NewSecY(macsec.Config{Suite: suite, SCI: macsec.MakeSCI(mac, 1), SendSCI: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			an := uint8(kn)
+			if err := s.InstallTxSA(macsec.SAParams{AN: an, Key: macsec.NewKey(key), PN: 1<<32 + 5, SSCI: uint32(i + 1), Salt: salt}); err != nil {
+				t.Fatal(err)
+			}
+			s.SetEncodingSA(int(an))
+			f := make([]byte, 80)
+			copy(f, []byte{2, 0, 0, 0, 0, 9})
+			copy(f[6:], mac)
+			binary.BigEndian.PutUint16(f[12:], 0x0800)
+			copy(f[14:], "SECWIRE-EXPORT-TEST")
+			p, err := s.Protect(nil, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, captured{p, f, true})
+		}
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "line.pcapng")
+	writeCapture(t, in, frames, true)
+	export := func(name string, kns int) string {
+		f := &sakexport.File{Link: "l0", Cipher: suite.String()}
+		for kn := range kns {
+			sak := sakexport.SAK{CKN: "0a0b", KN: uint32(kn + 1), AN: uint8(kn), Key: hex.EncodeToString(keys[kn]), Salt: hex.EncodeToString(salt[:])}
+			for i, mac := range macs {
+				sak.SCs = append(sak.SCs, sakexport.SC{SCI: macsec.MakeSCI(mac, 1).String(), SSCI: fmt.Sprintf("%08x", i+1), PN: 1<<32 + 100})
+			}
+			f.SAKs = append(f.SAKs, sak)
+		}
+		p := filepath.Join(dir, name)
+		if err := sakexport.Write(p, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := sakexport.Write(p, f); err == nil {
+			t.Fatal("an export replaced a file")
+		}
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+			t.Fatalf("export file mode %v", fi.Mode())
+		}
+		return p
+	}
+	var stderr bytes.Buffer
+	out := filepath.Join(dir, "clear.pcap")
+	if err := pcapCmd([]string{"decrypt", "--keys", export("both.json", 2), in, out}, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "4 frames: 4 MACsec, 4 decrypted") {
+		t.Fatalf("summary:\n%s", stderr.String())
+	}
+	got := readFrames(t, out)
+	for i := range frames {
+		if !bytes.Equal(got[i], frames[i].plain) {
+			t.Errorf("frame %d not decrypted: %x", i, got[i][:32])
+		}
+	}
+	stderr.Reset()
+	if err := pcapCmd([]string{"decrypt", "--keys", export("first.json", 1), in, filepath.Join(dir, "half.pcap")}, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "4 frames: 4 MACsec, 2 decrypted") || !strings.Contains(stderr.String(), "no key for AN 1") {
+		t.Fatalf("summary with the first SAK only:\n%s", stderr.String())
+	}
+	if err := pcapCmd([]string{"decrypt", "--keys", filepath.Join(dir, "both.json"), "--key", "00", in, out}, &stderr); err == nil || !strings.Contains(err.Error(), "leave out --key") {
+		t.Fatalf("--keys with --key: %v", err)
+	}
+}
+
+func readFrames(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := openCapture(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for {
+		d, _, err := r.ReadPacketData()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append([]byte(nil), d...))
+	}
+}
+
 // FuzzPcapDecrypt feeds arbitrary capture files (pcap and pcapng, frames
 // of any content) to the reader and decrypter of `secwire pcap decrypt`.
 // Nothing may panic, and when a capture is read to its end the output is
@@ -226,7 +335,7 @@ func FuzzPcapDecrypt(f *testing.F) {
 		if xpn {
 			suite, sa.SSCI, sa.Salt, sa.PN = macsec.GCMAESXPN128, 0x01020304, salt, 1<<32-2
 		}
-		d, err := newDecrypter(suite, sa, 0, map[bool]int{true: 1}[vlan])
+		d, err := newDecrypter(suite, staticKeys(sa), 0, map[bool]int{true: 1}[vlan])
 		if err != nil {
 			t.Fatal(err)
 		}

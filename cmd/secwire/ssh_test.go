@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/ctl"
 	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/internal/netns"
 	"github.com/secwire/secwire/offload/macsec"
@@ -244,4 +246,84 @@ func TestSSHConfiguresLinks(t *testing.T) {
 	if !strings.Contains(string(audit), "login failed (password)") || !strings.Contains(string(audit), "too many failed logins") {
 		t.Fatalf("audit log lacks the failed logins:\n%s", audit)
 	}
+}
+
+// A daemon started from the parent directory with a relative --config
+// (and then with an absolute one) takes a commit over SSH; the file keeps
+// "cak_file": "keys/cak-aa" as written, and the daemon starts again from it.
+func TestCommitKeepsKeyFilePaths(t *testing.T) {
+	needTools(t, "ip", "ping", "ethtool")
+	tp := newTopoNoTools(t, macsec.GCMAES128)
+	hash, err := config.HashPassword(sshPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(tp.dir, "a", "keys"), 0o700)
+	if err := os.WriteFile(filepath.Join(tp.dir, "a", "keys", "cak-aa"), []byte(strings.Repeat("aa", 16)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prio := 20
+	b, _ := json.Marshal(config.Config{
+		System: config.System{Users: []config.User{{Name: "admin", Role: "admin", Password: hash}}},
+		Links: []config.Link{{Name: "link0", Plain: "plain", Line: "line",
+			MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: "0a0b", CAKFile: "keys/cak-aa"}}, Priority: &prio}}},
+	})
+	file := filepath.Join(tp.dir, "a", "secwire.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, cfgArg := range []string{"a/secwire.json", file, "a/secwire.json"} {
+		tp.startIn(tp.dir, "a", cfgArg, "--ssh", "127.0.0.1:2222")
+		st, err := ctl.Status(tp.socket("a"))
+		if err != nil || len(st.Links) != 1 || st.Links[0].MKA == nil {
+			t.Fatalf("start %d (--config %s): the link is not running (%v)\n%s", i, cfgArg, err, tp.log("a"))
+		}
+		c, err := dialSSH(t, tp.a, "admin", ssh.Password(sshPassword))
+		if err != nil {
+			t.Fatalf("ssh: %v\n%s", err, tp.log("a"))
+		}
+		s, _ := c.NewSession()
+		out, _ := s.CombinedOutput(fmt.Sprintf("configure; set links link0 mka priority %d; commit", 30+i))
+		c.Close()
+		if !strings.Contains(string(out), "commit complete") {
+			t.Fatalf("commit with --config %s:\n%s\n%s", cfgArg, out, tp.log("a"))
+		}
+		stored, _ := os.ReadFile(file)
+		if !strings.Contains(string(stored), `"cak_file": "keys/cak-aa"`) || !strings.Contains(string(stored), fmt.Sprintf(`"priority": %d`, 30+i)) {
+			t.Fatalf("after a commit with --config %s the file reads:\n%s", cfgArg, stored)
+		}
+		tp.stop("a")
+	}
+}
+
+// startWithSSH runs side's daemon from a copy of the config at cfg with
+// users added, in its own directory, with SSH on the namespace's loopback.
+func (tp *topo) startWithSSH(side, cfg string, users []config.User) string {
+	tp.t.Helper()
+	var c config.Config
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		tp.t.Fatal(err)
+	}
+	json.Unmarshal(b, &c)
+	c.System.Users = users
+	b, _ = json.Marshal(c)
+	dir := filepath.Join(tp.dir, side+"-cfg")
+	os.MkdirAll(dir, 0o700)
+	p := filepath.Join(dir, "secwire.json")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		tp.t.Fatal(err)
+	}
+	tp.startArgs(side, p, "--ssh", "127.0.0.1:2222")
+	return p
+}
+
+// carrierChanges is how often a port's carrier went up or down.
+func carrierChanges(t *testing.T, ns *netns.NS, port string) string {
+	t.Helper()
+	out, err := ns.Command("cat", "/sys/class/net/"+port+"/carrier_changes").CombinedOutput()
+	if err != nil {
+		t.Fatalf("carrier_changes of %s: %v %s", port, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/firmware/health"
+	"github.com/secwire/secwire/firmware/timesync"
 	"github.com/secwire/secwire/firmware/watchdog"
 	"github.com/secwire/secwire/internal/ifquiet"
 )
@@ -32,6 +33,8 @@ const (
 	ConfigFile  = "/config/secwire.json"
 	// ConfigPartName is the GPT partition name of the config partition.
 	ConfigPartName = "secwire-config"
+	// RTCDevice is the real-time clock the boot sets the clock from.
+	RTCDevice = "/dev/rtc0"
 )
 
 // Options tune the boot.
@@ -93,6 +96,13 @@ func Run(ctx context.Context, console io.ReadWriter, opt Options) error {
 		if err := ld.Coldplug("/sys"); err != nil {
 			log.Warn("coldplug", "err", err)
 		}
+	}
+	// The clock starts from the RTC; NTP corrects it once the management
+	// plane is up (firmware/timesync).
+	if t, err := timesync.SetFromRTC(timesync.DeviceRTC{Path: RTCDevice}, timesync.System{}, time.Now()); err != nil {
+		say("secwire: WARNING: %v", err)
+	} else {
+		say("secwire: clock set from the RTC: %s", t.UTC().Format(time.RFC3339))
 	}
 	mon := &health.Monitor{}
 	if w := board.Watchdog; w != nil {

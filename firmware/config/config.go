@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,31 @@ import (
 type Config struct {
 	System System `json:"system"`
 	Links  []Link `json:"links,omitempty"`
+
+	// keyDir is where relative key_file and cak_file paths point: the
+	// config file's directory. The paths themselves are kept as written,
+	// so storing the config never rewrites them.
+	keyDir string
+}
+
+// SetKeyDir sets the directory relative key file paths are read from
+// (the config file's directory); "" is the working directory.
+func (c *Config) SetKeyDir(dir string) {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	c.keyDir = dir
+}
+
+// KeyDir is the directory relative key file paths are read from.
+func (c *Config) KeyDir() string { return c.keyDir }
+
+// keyPath is where a key file path as written in the config points.
+func keyPath(dir, file string) string {
+	if file == "" || filepath.IsAbs(file) || dir == "" {
+		return file
+	}
+	return filepath.Join(dir, file)
 }
 
 // Link is one plaintext/line port pair and its SecY.
@@ -52,6 +78,9 @@ type Link struct {
 	// EAPOLEtherType is an alternate EtherType for EAPOL, besides 0x888E.
 	EAPOLEtherType string `json:"eapol_ethertype,omitempty"`
 	Workers        int    `json:"workers,omitempty"` // datapath workers per direction, default 1
+	// ProtocolsInClear are control protocols that cross in clear both
+	// ways (none by default); only the software datapath can do it.
+	ProtocolsInClear []ProtocolInClear `json:"protocols_in_clear,omitempty"`
 
 	// A link is keyed either by MKA (the normal case) or by static SAKs.
 	MKA    *MKA        `json:"mka,omitempty"`
@@ -98,34 +127,48 @@ func (es Errors) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Parse decodes a config; unknown fields are errors (a typo must not
-// silently fall back to a default).
+// Parse decodes a config. Unknown fields and values of the wrong kind
+// are Errors with their paths: a typo must not silently fall back to a
+// default. On any error the config is nil.
 func Parse(b []byte) (*Config, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	var c Config
-	if err := d.Decode(&c); err != nil {
-		if se, ok := err.(*json.SyntaxError); ok {
-			line := bytes.Count(b[:se.Offset], []byte("\n")) + 1
-			return nil, fmt.Errorf("line %d: %v", line, err)
-		}
+	c, fieldErrs, err := parse(b)
+	switch {
+	case err != nil:
 		return nil, err
+	case len(fieldErrs) > 0:
+		return nil, fieldErrs
 	}
-	return &c, nil
+	return c, nil
 }
 
-// Load reads, parses and checks a config file; key files are resolved
-// relative to its directory.
+// parse decodes what it can and returns the field problems apart, so
+// that Load reports them together with every other problem.
+func parse(b []byte) (*Config, Errors, error) {
+	var raw any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		if se, ok := err.(*json.SyntaxError); ok {
+			line := bytes.Count(b[:se.Offset], []byte("\n")) + 1
+			return nil, nil, fmt.Errorf("line %d: %v", line, err)
+		}
+		return nil, nil, err
+	}
+	var c Config
+	_ = json.Unmarshal(b, &c) // wrong kinds are left at their defaults and reported below
+	return &c, fieldErrors(raw, reflect.TypeOf(c), ""), nil
+}
+
+// Load reads, parses and checks a config file; key files are read
+// relative to its directory (their paths stay as written).
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(b)
+	c, fieldErrs, err := parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	c.resolveKeyFiles(filepath.Dir(path))
+	c.SetKeyDir(filepath.Dir(path))
 	if c.hasSealed() {
 		s, err := sealerBeside(path)
 		if err != nil {
@@ -135,38 +178,20 @@ func Load(path string) (*Config, error) {
 			return nil, err
 		}
 	}
-	if errs := c.Check(); len(errs) > 0 {
+	if errs := append(fieldErrs, c.Check()...); len(errs) > 0 {
 		return nil, errs
 	}
 	return c, nil
 }
 
-func (c *Config) resolveKeyFiles(dir string) {
+// Link is the link named name, nil if there is none.
+func (c *Config) Link(name string) *Link {
 	for i := range c.Links {
-		if s := c.Links[i].Static; s != nil {
-			fix := func(sa *SA) {
-				if sa.KeyFile != "" && !filepath.IsAbs(sa.KeyFile) {
-					sa.KeyFile = filepath.Join(dir, sa.KeyFile)
-				}
-			}
-			fix(&s.TX)
-			for j := range s.RX {
-				for k := range s.RX[j].SAs {
-					fix(&s.RX[j].SAs[k])
-				}
-			}
-		}
-		if m := c.Links[i].MKA; m != nil {
-			for j := range m.KeyChain {
-				if f := m.KeyChain[j].CAKFile; f != "" && !filepath.IsAbs(f) {
-					m.KeyChain[j].CAKFile = filepath.Join(dir, f)
-				}
-			}
-			if fb := m.Fallback; fb != nil && fb.CAKFile != "" && !filepath.IsAbs(fb.CAKFile) {
-				fb.CAKFile = filepath.Join(dir, fb.CAKFile)
-			}
+		if c.Links[i].Name == name {
+			return &c.Links[i]
 		}
 	}
+	return nil
 }
 
 // Defaults of the optional fields.
@@ -325,11 +350,12 @@ func (c *Config) Check() Errors {
 		if l.Workers < 0 || l.Workers > 64 {
 			add(p+".workers", "%d: want 1..64 (0: the default, 1)", l.Workers)
 		}
+		checkInClear(l, p, add)
 		switch {
 		case l.MKA != nil && l.Static != nil:
 			add(p, "give mka or static_keys, not both")
 		case l.MKA != nil:
-			checkMKA(l.MKA, p+".mka", add)
+			checkMKA(l.MKA, c.keyDir, p+".mka", add)
 		case l.Static != nil:
 			c.checkStatic(l, p+".static_keys", add)
 		default:
@@ -347,7 +373,7 @@ func (c *Config) checkStatic(l *Link, p string, add func(string, string, ...any)
 			add(p+".sci", "%v", err)
 		}
 	}
-	checkSA(suite, &s.TX, p+".tx", add)
+	checkSA(suite, &s.TX, c.keyDir, p+".tx", add)
 	if len(s.RX) == 0 {
 		add(p+".rx", "missing: at least one receive SC (the peer's SCI and SAs)")
 	}
@@ -371,12 +397,12 @@ func (c *Config) checkStatic(l *Link, p string, add func(string, string, ...any)
 				add(sp+".an", "AN %d is used twice in this SC", s.RX[i].SAs[j].AN)
 			}
 			ans[s.RX[i].SAs[j].AN] = true
-			checkSA(suite, &s.RX[i].SAs[j], sp, add)
+			checkSA(suite, &s.RX[i].SAs[j], c.keyDir, sp, add)
 		}
 	}
 }
 
-func checkSA(suite macsec.CipherSuite, sa *SA, p string, add func(string, string, ...any)) {
+func checkSA(suite macsec.CipherSuite, sa *SA, dir, p string, add func(string, string, ...any)) {
 	if sa.AN < 0 || sa.AN > 3 {
 		add(p+".an", "%d: want 0..3", sa.AN)
 	}
@@ -386,7 +412,7 @@ func checkSA(suite macsec.CipherSuite, sa *SA, p string, add func(string, string
 	case sa.Key == "" && sa.KeyFile == "":
 		add(p+".key", "missing: give key (hex) or key_file")
 	default:
-		if _, err := sa.LoadKey(suite); err != nil {
+		if _, err := sa.LoadKey(suite, dir); err != nil {
 			field := ".key"
 			if sa.KeyFile != "" {
 				field = ".key_file"
@@ -409,10 +435,11 @@ func checkSA(suite macsec.CipherSuite, sa *SA, p string, add func(string, string
 	}
 }
 
-// LoadKey returns the SA's key. A key file must not be readable by group
-// or others. Errors never contain key material.
-func (sa *SA) LoadKey(suite macsec.CipherSuite) (macsec.Key, error) {
-	return loadKey(sa.Key, sa.KeyFile, suite.KeyLen())
+// LoadKey returns the SA's key; a relative key_file is read from dir
+// (Config.KeyDir). A key file must not be readable by group or others.
+// Errors never contain key material.
+func (sa *SA) LoadKey(suite macsec.CipherSuite, dir string) (macsec.Key, error) {
+	return loadKey(sa.Key, keyPath(dir, sa.KeyFile), suite.KeyLen())
 }
 
 // loadKey reads a hex key given inline or in a file that only its owner
@@ -437,9 +464,9 @@ func loadKey(inline, file string, lens ...int) (macsec.Key, error) {
 	return macsec.ParseKeyHex(h, lens...)
 }
 
-// Params turns a checked SA into codec parameters.
-func (sa *SA) Params(suite macsec.CipherSuite) (macsec.SAParams, error) {
-	k, err := sa.LoadKey(suite)
+// Params turns a checked SA into codec parameters; dir is Config.KeyDir.
+func (sa *SA) Params(suite macsec.CipherSuite, dir string) (macsec.SAParams, error) {
+	k, err := sa.LoadKey(suite, dir)
 	if err != nil {
 		return macsec.SAParams{}, err
 	}

@@ -40,7 +40,7 @@ func TestLoadGoodConfig(t *testing.T) {
 	if l.LineMTU() != 1532 || !l.SendsSCI() || !l.LinkFaultPassthrough() || l.ShouldSecure() {
 		t.Errorf("defaults: line MTU %d, send SCI %v, link fault %v, should-secure %v", l.LineMTU(), l.SendsSCI(), l.LinkFaultPassthrough(), l.ShouldSecure())
 	}
-	p, err := l.Static.TX.Params(l.Suite())
+	p, err := l.Static.TX.Params(l.Suite(), c.KeyDir())
 	if err != nil || p.Key.Len() != 32 || p.SSCI != 1 || p.PN != 1 {
 		t.Fatalf("tx params: %v %+v", err, p)
 	}
@@ -81,10 +81,39 @@ func TestCheckReportsEveryErrorWithItsPath(t *testing.T) {
 }
 
 func TestParseRejectsUnknownFieldsAndSyntax(t *testing.T) {
-	if _, err := Parse([]byte(`{"links": [{"nmae": "x"}]}`)); err == nil || !strings.Contains(err.Error(), `unknown field "nmae"`) {
+	if _, err := Parse([]byte(`{"links": [{"nmae": "x"}]}`)); err == nil || !strings.Contains(err.Error(), `links[0].nmae: unknown field; did you mean "name"?`) {
 		t.Errorf("unknown field: %v", err)
 	}
 	if _, err := Parse([]byte("{\n\"system\": {,}\n}")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("syntax error without a line: %v", err)
+	}
+}
+
+// A typo or a value of the wrong kind is reported with its path, next to
+// every other problem, instead of hiding them.
+func TestUnknownFieldsAndKindsWithPaths(t *testing.T) {
+	dir := t.TempDir()
+	p := write(t, dir, "c.json", `{"system": {"hostnme": "x"}, "links": [
+  {"name": "l0", "plain": "eth0", "line": "eth1", "polcy": "must-secure", "mtu": "1500", "replay_window": -1,
+   "mka": {"key_chain": [{"ckn": "0a", "cak": "00"}]}}]}`, 0o600)
+	_, err := Load(p)
+	errs, ok := err.(Errors)
+	if !ok {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	all := errs.Error()
+	for _, w := range []string{
+		`system.hostnme: unknown field; did you mean "hostname"?`,
+		`links[0].polcy: unknown field; did you mean "policy"?`,
+		`links[0].mtu: want a number, not the string "1500"`,
+		`links[0].replay_window: -1: want 0 or more`,
+		`links[0].mka.key_chain[0].cak: key is 1 octets`, // Check's own errors still come
+	} {
+		if !strings.Contains(all, w) {
+			t.Errorf("missing %q in:\n%s", w, all)
+		}
+	}
+	if strings.Contains(all, "json:") {
+		t.Errorf("Go's JSON wording leaked:\n%s", all)
 	}
 }

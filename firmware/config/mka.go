@@ -108,8 +108,11 @@ func parseHello(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// LoadCAK returns the fallback CAK. Errors never contain it.
-func (f *FallbackKey) LoadCAK() (macsec.Key, error) { return loadKey(f.CAK, f.CAKFile, 16, 32) }
+// LoadCAK returns the fallback CAK; a relative cak_file is read from dir
+// (Config.KeyDir). Errors never contain it.
+func (f *FallbackKey) LoadCAK(dir string) (macsec.Key, error) {
+	return loadKey(f.CAK, keyPath(dir, f.CAKFile), 16, 32)
+}
 
 // CKNBytes is the decoded CKN.
 func (f *FallbackKey) CKNBytes() []byte {
@@ -140,8 +143,11 @@ func (e *CAKEntry) CKNBytes() []byte {
 	return b
 }
 
-// LoadCAK returns the CAK (16 or 32 octets). Errors never contain it.
-func (e *CAKEntry) LoadCAK() (macsec.Key, error) { return loadKey(e.CAK, e.CAKFile, 16, 32) }
+// LoadCAK returns the CAK (16 or 32 octets); a relative cak_file is read
+// from dir (Config.KeyDir). Errors never contain it.
+func (e *CAKEntry) LoadCAK(dir string) (macsec.Key, error) {
+	return loadKey(e.CAK, keyPath(dir, e.CAKFile), 16, 32)
+}
 
 // Validity is the entry's start and end (zero when open).
 func (e *CAKEntry) Validity() (start, end time.Time) {
@@ -161,7 +167,7 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-func checkMKA(m *MKA, p string, add func(string, string, ...any)) {
+func checkMKA(m *MKA, dir, p string, add func(string, string, ...any)) {
 	if len(m.KeyChain) == 0 {
 		add(p+".key_chain", "empty: give at least one {\"ckn\": ..., \"cak\": ...}")
 	}
@@ -175,7 +181,7 @@ func checkMKA(m *MKA, p string, add func(string, string, ...any)) {
 			}
 			seen[e.CKN] = i
 		}
-		checkCAK(e.CAK, e.CAKFile, e.LoadCAK, ep, add)
+		checkCAK(e.CAK, e.CAKFile, func() (macsec.Key, error) { return e.LoadCAK(dir) }, ep, add)
 		start, errS := parseTime(e.Start)
 		end, errE := parseTime(e.End)
 		if errS != nil {
@@ -205,7 +211,7 @@ func checkMKA(m *MKA, p string, add func(string, string, ...any)) {
 		if j, dup := seen[f.CKN]; dup && f.CKN != "" {
 			add(fp+".ckn", "same CKN as key_chain[%d]: the fallback key needs its own CKN", j)
 		}
-		checkCAK(f.CAK, f.CAKFile, f.LoadCAK, fp, add)
+		checkCAK(f.CAK, f.CAKFile, func() (macsec.Key, error) { return f.LoadCAK(dir) }, fp, add)
 	}
 	if _, err := parseInterval(m.RekeyInterval); err != nil {
 		add(p+".rekey_interval", "%v", err)
@@ -240,7 +246,7 @@ func checkCAK(cak, file string, load func() (macsec.Key, error), path string, ad
 			if file != "" {
 				field = ".cak_file"
 			}
-			add(path+field, "%v (a CAK is 16 or 32 octets: 32 or 64 hex digits)", err)
+			add(path+field, "%v", err) // the key's own error says what a CAK is
 		}
 		k.Wipe()
 	}

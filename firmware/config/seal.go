@@ -32,6 +32,9 @@ const sealedPrefix = "sealed:"
 // Sealer seals and opens secrets with the device key.
 type Sealer struct{ aead cipher.AEAD }
 
+// ErrDamagedKey is a device key file of the wrong size.
+var ErrDamagedKey = errors.New("device key damaged")
+
 // LoadSealer reads the device key at path, creating it when missing.
 func LoadSealer(path string) (*Sealer, error) {
 	k, err := os.ReadFile(path)
@@ -48,7 +51,7 @@ func LoadSealer(path string) (*Sealer, error) {
 	}
 	defer clear(k)
 	if len(k) != 32 {
-		return nil, fmt.Errorf("device key %s: %d bytes, want 32", path, len(k))
+		return nil, fmt.Errorf("%w: %s has %d bytes, want 32", ErrDamagedKey, path, len(k))
 	}
 	b, err := aes.NewCipher(k)
 	if err != nil {
@@ -179,6 +182,7 @@ func (c *Config) hasSealed() bool {
 func (c *Config) Clone() *Config {
 	var d Config
 	deepCopy(reflect.ValueOf(&d).Elem(), reflect.ValueOf(c).Elem())
+	d.keyDir = c.keyDir
 	return &d
 }
 
@@ -211,7 +215,9 @@ func deepCopy(dst, src reflect.Value) {
 		}
 	case reflect.Struct:
 		for i := range src.NumField() {
-			deepCopy(dst.Field(i), src.Field(i))
+			if src.Type().Field(i).IsExported() { // unexported state is the caller's to copy
+				deepCopy(dst.Field(i), src.Field(i))
+			}
 		}
 	case reflect.Map:
 		if src.IsNil() {

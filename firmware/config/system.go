@@ -18,6 +18,9 @@ type System struct {
 	Management *Management `json:"management,omitempty"`
 	SSH        *SSH        `json:"ssh,omitempty"`
 	Users      []User      `json:"users,omitempty"`
+	NTP        *NTP        `json:"ntp,omitempty"`
+	Syslog     *Syslog     `json:"syslog,omitempty"`
+	Metrics    *Metrics    `json:"metrics,omitempty"`
 }
 
 // Management is the address SSH listens on: on a management port, or on
@@ -176,6 +179,7 @@ func checkSystem(c *Config, add func(string, string, ...any)) {
 			}
 		}
 	}
+	checkNOC(s, add)
 	seen := map[string]int{}
 	for i := range s.Users {
 		u := &s.Users[i]

@@ -1,6 +1,10 @@
 package store
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -39,11 +43,24 @@ func (h *History) Active() ([]byte, error) {
 	return b, err
 }
 
-// Save makes data the active config, committed at the time at, and the
-// old active one rollback 1. Each file's modification time is the time
-// its version was committed (the rollback copy keeps the active file's),
-// so List shows commit times, not when a version was superseded.
-func (h *History) Save(data []byte, at time.Time) error {
+// Meta is who made a commit, when, from where, and why.
+type Meta struct {
+	Time    time.Time `json:"time"`
+	User    string    `json:"user,omitempty"`
+	From    string    `json:"from,omitempty"`
+	Comment string    `json:"comment,omitempty"`
+	Hash    string    `json:"sha256"` // of the stored version
+}
+
+// logKeep is how many commits the commit log remembers.
+const logKeep = 4 * Keep
+
+// Save makes data the active config, committed as m says, and the old
+// active one rollback 1. Each file's modification time is the time its
+// version was committed (the rollback copy keeps the active file's), and
+// the commit log beside the config (Path.log) records who made it, from
+// where and why.
+func (h *History) Save(data []byte, m Meta) error {
 	old, err := h.Active()
 	if err != nil {
 		return err
@@ -66,8 +83,36 @@ func (h *History) Save(data []byte, at time.Time) error {
 	if err := WriteAtomic(h.Path, data, 0o600); err != nil {
 		return err
 	}
-	os.Chtimes(h.Path, at, at)
-	return nil
+	os.Chtimes(h.Path, m.Time, m.Time)
+	m.Hash = hashOf(data)
+	log := append(h.log(), m)
+	if len(log) > logKeep {
+		log = log[len(log)-logKeep:]
+	}
+	var b bytes.Buffer
+	for _, e := range log {
+		json.NewEncoder(&b).Encode(e)
+	}
+	return WriteAtomic(h.Path+".log", b.Bytes(), 0o600)
+}
+
+func hashOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// log is the commit log, oldest first; lines a killed writer tore are
+// skipped.
+func (h *History) log() []Meta {
+	b, _ := os.ReadFile(h.Path + ".log")
+	var out []Meta
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		var m Meta
+		if json.Unmarshal(l, &m) == nil && m.Hash != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Version is rollback n: 0 is the active config, 1 the previous commit.
@@ -86,23 +131,39 @@ func (h *History) Version(n int) ([]byte, error) {
 	return b, err
 }
 
-// Entry is one stored version.
+// Entry is one stored version: when it was committed, and by whom and
+// why when the commit log knows (User is "" for a version written by
+// hand).
 type Entry struct {
-	N    int
-	Time time.Time
+	N int
+	Meta
 }
 
 // List is every stored version, newest first.
 func (h *History) List() []Entry {
+	log := h.log()
+	next := len(log) - 1 // versions are newer than the log entries left of their match
 	var e []Entry
 	for n := 0; n <= Keep; n++ {
 		p := h.Path
 		if n > 0 {
 			p = h.version(n)
 		}
-		if fi, err := os.Stat(p); err == nil {
-			e = append(e, Entry{n, fi.ModTime()})
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
 		}
+		en := Entry{N: n, Meta: Meta{Time: fi.ModTime()}}
+		if b, err := os.ReadFile(p); err == nil {
+			sum := hashOf(b)
+			for i := next; i >= 0; i-- {
+				if log[i].Hash == sum {
+					en.Meta, next = log[i], i-1
+					break
+				}
+			}
+		}
+		e = append(e, en)
 	}
 	return e
 }
@@ -121,6 +182,9 @@ func (h *History) Wipe() error {
 	}
 	for _, p := range left {
 		errs = append(errs, WipeFile(p))
+	}
+	if err := os.Remove(h.Path + ".log"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -18,7 +18,7 @@ func TestHistoryKeepsRollbacks(t *testing.T) {
 		t.Fatalf("empty store: %q, %v", b, err)
 	}
 	for i := 0; i < Keep+3; i++ {
-		if err := h.Save([]byte(fmt.Sprint("v", i)), time.Date(2030, 1, 1, 0, i, 0, 0, time.UTC)); err != nil {
+		if err := h.Save([]byte(fmt.Sprint("v", i)), Meta{Time: time.Date(2030, 1, 1, 0, i, 0, 0, time.UTC), User: fmt.Sprint("u", i), From: "ssh", Comment: fmt.Sprint("change ", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -35,11 +35,22 @@ func TestHistoryKeepsRollbacks(t *testing.T) {
 	if len(h.List()) != Keep+1 {
 		t.Fatalf("List: %v", h.List())
 	}
-	// Each entry shows when its version was committed.
+	// Each entry shows when its version was committed, by whom and why.
 	for _, e := range h.List() {
 		if want := time.Date(2030, 1, 1, 0, last-e.N, 0, 0, time.UTC); !e.Time.Equal(want) {
 			t.Errorf("rollback %d committed at %v, want %v", e.N, e.Time, want)
 		}
+		if e.User != fmt.Sprint("u", last-e.N) || e.Comment != fmt.Sprint("change ", last-e.N) || e.From != "ssh" {
+			t.Errorf("rollback %d: %+v", e.N, e)
+		}
+	}
+	// The same content twice (A, B, A): each version keeps its own commit.
+	h2 := Open(filepath.Join(t.TempDir(), "c.json"))
+	for i, v := range []string{"A", "B", "A"} {
+		h2.Save([]byte(v), Meta{Time: time.Date(2030, 1, 1, 0, i, 0, 0, time.UTC), User: fmt.Sprint("u", i)})
+	}
+	if l := h2.List(); len(l) != 3 || l[0].User != "u2" || l[1].User != "u1" || l[2].User != "u0" {
+		t.Errorf("A, B, A: %+v", l)
 	}
 	if err := h.Wipe(); err != nil || len(h.List()) != 0 {
 		t.Fatalf("Wipe: %v, left %v", err, h.List())
@@ -52,7 +63,7 @@ func TestMain(m *testing.M) {
 	if p := os.Getenv("SECWIRE_STORE_WRITER"); p != "" {
 		h := Open(p)
 		for i := 0; ; i++ {
-			h.Save(version(i%2), time.Now())
+			h.Save(version(i%2), Meta{Time: time.Now()})
 		}
 	}
 	os.Exit(m.Run())
@@ -68,7 +79,7 @@ func version(i int) []byte {
 func TestTornWriteKeepsConfig(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "secwire.json")
-	if err := Open(p).Save(version(0), time.Now()); err != nil {
+	if err := Open(p).Save(version(0), Meta{Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	whole := func(name string, b []byte) {

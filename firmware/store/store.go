@@ -31,10 +31,19 @@ func WriteAtomic(path string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return fmt.Errorf("write %s: sync: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// vfat (the config partition) makes the renamed directory entry with
+	// size 0 and fills it in only when the file's inode is written back:
+	// sync the file again after the rename, or a power cut in the next
+	// half minute leaves an empty file.
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: sync after rename: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	d, err := os.Open(dir)

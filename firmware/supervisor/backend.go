@@ -39,6 +39,11 @@ func plan(lc config.Link, c macsec.Config) (try []string, skipped []string) {
 	if choice != "auto" {
 		return []string{choice}, nil
 	}
+	// Only the Go datapath passes protocol exceptions; config.Check
+	// refuses them with a forced kernel or offload backend.
+	if len(lc.ProtocolsInClear) > 0 {
+		return []string{backendSoftware}, []string{"offload and kernel cannot pass protocols in clear (" + lc.InClearNames() + ")"}
+	}
 	port, err := drivers.Lookup(sysfsRoot, lc.Line)
 	suite := c.Suite.String()
 	switch {

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/offload/kernel"
 	"github.com/secwire/secwire/offload/macsec"
@@ -33,6 +35,9 @@ type LinkStatus struct {
 	Policy   string    `json:"policy"`
 	InClear  bool      `json:"in_clear"` // should-secure and frames are crossing unprotected now
 	Fault    string    `json:"fault,omitempty"`
+	// TxStopped is why the static-key PN guard stopped or holds
+	// transmission.
+	TxStopped string `json:"tx_stopped,omitempty"`
 	// Diagnosis names the most likely reason the link is not secured, or
 	// why data frames fail validation although it is.
 	Diagnosis        string      `json:"diagnosis,omitempty"`
@@ -45,6 +50,7 @@ type LinkStatus struct {
 	Offset           int         `json:"confidentiality_offset"`
 	IntegrityOnly    bool        `json:"integrity_only"`
 	VLANsInClear     int         `json:"vlans_in_clear"`
+	ProtocolsInClear []string    `json:"protocols_in_clear,omitempty"` // exceptions in force, with what they match
 	EncodingSA       int         `json:"encoding_sa"`
 	TxSAs            []SAState   `json:"tx_sas"`
 	RxSCs            []SCState   `json:"rx_scs"`
@@ -52,6 +58,9 @@ type LinkStatus struct {
 	TxSCCounters     Counters    `json:"tx_sc_counters"`
 	DatapathCounters Counters    `json:"datapath_counters"`
 	MKA              *mka.Status `json:"mka,omitempty"`
+	// ClockWarning says that key chain start/end times are unreliable
+	// because the clock was never synchronised.
+	ClockWarning string `json:"clock_warning,omitempty"`
 	// Stale is set when a part of the link (its key agreement or its
 	// datapath) did not answer in time: the rest is the last status it
 	// gave, and Stale says since when.
@@ -111,7 +120,7 @@ func counters(v any) Counters {
 const statusBudget = 500 * time.Millisecond
 
 // Status reports every link. It never waits for a link longer than
-// statusBudget, and is safe while Stop runs.
+// statusBudget, nor for an update or a stop in progress.
 func (s *Supervisor) Status() Status {
 	h, _ := os.Hostname()
 	st := Status{Hostname: h, Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
@@ -122,13 +131,27 @@ func (s *Supervisor) Status() Status {
 	return st
 }
 
+// RawStatus is Status with the counters as the datapath keeps them, not
+// reset by ClearCounters: what the metrics endpoint exports.
+func (s *Supervisor) RawStatus() Status {
+	st := Status{Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
+	st.Hostname, _ = os.Hostname()
+	st.Links = s.readAll()
+	return st
+}
+
 // readAll reads every link's status at once, within one statusBudget.
 func (s *Supervisor) readAll() []LinkStatus {
-	out := make([]LinkStatus, len(s.links))
+	links := s.current()
+	out := make([]LinkStatus, len(links))
 	var wg sync.WaitGroup
-	for i, l := range s.links {
+	for i, l := range links {
 		wg.Add(1)
-		go func() { defer wg.Done(); out[i], _ = l.reader.read(l, statusBudget) }()
+		go func() {
+			defer wg.Done()
+			out[i], _ = l.reader.read(l, statusBudget)
+			out[i].ClockWarning = s.clockWarning(l.cfg)
+		}()
 	}
 	wg.Wait()
 	return out
@@ -202,6 +225,9 @@ func (l *link) status() LinkStatus {
 		l.kernelStatus(&ls)
 	} else {
 		l.softwareStatus(&ls)
+		for _, x := range inClear(l.cfg) {
+			ls.ProtocolsInClear = append(ls.ProtocolsInClear, x.String())
+		}
 	}
 	if l.kay != nil {
 		m := l.kay.Status()
@@ -212,6 +238,9 @@ func (l *link) status() LinkStatus {
 		l.mu.Lock()
 		ls.Diagnosis = l.dataDiag
 		l.mu.Unlock()
+	}
+	if l.guard != nil {
+		ls.TxStopped = l.guard.status()
 	}
 	if l.cfg.ShouldSecure() {
 		ls.Policy = "should-secure"
@@ -453,4 +482,33 @@ func receiveCounters(ls LinkStatus) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// clockWarning is set while key chain entries have start or end times
+// and the clock was never synchronised.
+func (s *Supervisor) clockWarning(lc config.Link) string {
+	if lc.MKA == nil || s.opts.ClockSynced == nil || s.opts.ClockSynced() {
+		return ""
+	}
+	for _, e := range lc.MKA.KeyChain {
+		if e.Start != "" || e.End != "" {
+			return "the clock was never synchronised (system ntp): key chain start/end times, and so rollover times, are unreliable"
+		}
+	}
+	return ""
+}
+
+// logSecured logs a link becoming secured or losing it, for the NOC.
+func logSecured(log *slog.Logger, l *link, secured bool) {
+	if secured {
+		log.Info("link secured", "backend", l.backend)
+		return
+	}
+	why := "no transmit or receive SA"
+	if l.kay != nil {
+		if d := l.kay.Status().Diagnosis; d != "" {
+			why = d
+		}
+	}
+	log.Warn("link not secured", "reason", why)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -37,38 +38,68 @@ type Options struct {
 	StateDir string
 	// Now is the clock of the uptime; nil is time.Now.
 	Now func() time.Time
-	// StopTimeout bounds Stop (default DefaultStopTimeout).
+	// Clock is the synchronised wall clock of key chain start and end
+	// times (firmware/timesync); nil is time.Now.
+	Clock func() time.Time
+	// ClockSynced reports whether that clock was ever synchronised; while
+	// it was not, start/end times are flagged unreliable. Nil: unknown,
+	// never flagged.
+	ClockSynced func() bool
+	// PNReserve is how far ahead of a static transmit SA's PN its ceiling
+	// is recorded; 0 is 2^24 (tests use less to reach it).
+	PNReserve uint64
+	// StopTimeout bounds how long stopping a link may take (default
+	// DefaultStopTimeout).
 	StopTimeout time.Duration
 }
 
-// DefaultStopTimeout is how long Stop waits for the links to stop before
-// it reports what is stuck. Every part stops in well under a second
-// unless it is wedged.
+// DefaultStopTimeout is how long Stop and Update wait for a link to stop
+// before they report what is stuck. Every part stops in well under a
+// second unless it is wedged.
 const DefaultStopTimeout = 10 * time.Second
 
-// Supervisor runs the links of one config.
+// ErrStuck is wrapped by Stop's and Update's errors when a link did not
+// stop in time: its datapath may still run, so nothing may be started in
+// its place; only a reset (the watchdog) helps.
+var ErrStuck = errors.New("is wedged")
+
+// Supervisor runs the links of one config. Its methods are called by
+// one owner at a time (the commit manager); each link runs on its own, so
+// an update restarts only the links whose change needs it.
 type Supervisor struct {
 	opts   Options
 	log    *slog.Logger
-	links  []*link
+	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	start  time.Time
+	cfg    *config.Config // what runs
 
-	stopOnce sync.Once
-	stopping atomic.Bool
-	stopped  chan struct{} // closed when Stop has stopped everything
+	lmu   sync.Mutex // serialises Start, Update and Stop, which change links
+	links []*link
+	// view is links as last published: readers (status, health, rekey)
+	// use it and never wait for lmu, which an update holds while links
+	// stop.
+	view atomic.Pointer[[]*link]
 
 	mu      sync.Mutex
 	cleared map[string]LinkStatus // counters at the last ClearCounters
-	// tasks are the goroutines and stop steps under way, by name: what
-	// Stop names when something does not stop.
-	tasks map[string]int
 }
 
 type link struct {
-	cfg     config.Link
-	secyCfg macsec.Config
+	cancel context.CancelFunc // ends the link's goroutines
+	wg     sync.WaitGroup     // its watch loop and KaY
+	// tasks are the link's goroutines and stop steps under way, by name:
+	// what a stop that times out names.
+	tmu      sync.Mutex
+	tasks    map[string]int
+	stopOnce sync.Once
+	stopping atomic.Bool
+	stopped  chan struct{} // closed once shutdown has stopped everything
+	beat     health.Beat   // marked by the watch loop each time round
+	reader   statusReader
+	cfg      config.Link
+	keyDir   string // relative key files are read from here (Config.KeyDir)
+	secyCfg  macsec.Config
 	// Exactly one backend runs the link: the Go codec and engine, or a
 	// kernel macsec link (kernel software or offloaded). seam is the one
 	// MKA and static keys drive.
@@ -83,10 +114,8 @@ type link struct {
 	// datapath's do.
 	plainBase [2]uint64
 	lineMTU   int
-	guard     *pnGuard    // static keys: no PN reuse across restarts
-	kay       *mka.KaY    // MKA links
-	beat      health.Beat // marked by the watch loop each time round
-	reader    statusReader
+	guard     *pnGuard // static keys: no PN reuse across restarts
+	kay       *mka.KaY // MKA links
 
 	mu       sync.Mutex
 	plainUp  bool   // what link-fault pass-through last set
@@ -113,82 +142,147 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	if o.StopTimeout == 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}
-	s := &Supervisor{opts: o, log: o.Log, start: o.Now(), stopped: make(chan struct{}), tasks: map[string]int{}}
-	ctx, s.cancel = context.WithCancel(ctx)
+	s := &Supervisor{opts: o, log: o.Log, start: o.Now(), cfg: cfg.Clone()}
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
-		l, err := s.startLink(ctx, cfg.Links[i])
+		l, err := s.launch(cfg.Links[i], cfg.KeyDir(), managementVLAN(cfg, cfg.Links[i]))
 		if err != nil {
 			if serr := s.Stop(); serr != nil {
 				s.log.Error(serr.Error())
 			}
-			return nil, fmt.Errorf("link %s: %w", cfg.Links[i].Name, err)
+			return nil, err
 		}
 		s.links = append(s.links, l)
-		s.spawn("link "+l.cfg.Name+": supervisor loop", func() { s.watch(ctx, l) })
 	}
+	s.publish()
 	return s, nil
 }
 
-// spawn runs fn on a goroutine that Stop waits for, under a name Stop
-// reports if it does not end.
-func (s *Supervisor) spawn(name string, fn func()) {
-	s.wg.Add(1)
-	s.task(name, 1)
+// publish makes links what readers see. Called with lmu held.
+func (s *Supervisor) publish() {
+	links := slices.Clone(s.links)
+	s.view.Store(&links)
+}
+
+// current is the links as last published.
+func (s *Supervisor) current() []*link {
+	if p := s.view.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// spawn runs fn on a goroutine of the link that shutdown waits for, under
+// a name a stop that times out reports.
+func (l *link) spawn(name string, fn func()) {
+	l.wg.Add(1)
+	l.task(name, 1)
 	go func() {
-		defer s.wg.Done()
-		defer s.task(name, -1)
+		defer l.wg.Done()
+		defer l.task(name, -1)
 		fn()
 	}()
 }
 
-func (s *Supervisor) task(name string, d int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tasks[name] += d; s.tasks[name] <= 0 {
-		delete(s.tasks, name)
+func (l *link) task(name string, d int) {
+	l.tmu.Lock()
+	defer l.tmu.Unlock()
+	if l.tasks == nil {
+		l.tasks = map[string]int{}
 	}
+	if l.tasks[name] += d; l.tasks[name] <= 0 {
+		delete(l.tasks, name)
+	}
+}
+
+// launch starts one link and its watch loop.
+func (s *Supervisor) launch(lc config.Link, keyDir string, mgmtVLAN uint16) (*link, error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	l, err := s.startLink(ctx, lc, keyDir, mgmtVLAN)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("link %s: %w", lc.Name, err)
+	}
+	l.cancel = cancel
+	l.spawn("supervisor loop", func() { s.watch(ctx, l) })
+	if l.guard != nil {
+		l.spawn("PN ceiling writer", func() { l.guard.run(ctx) })
+	}
+	return l, nil
+}
+
+// beginShutdown starts ending the link's goroutines, then its datapath
+// and keys, in the background; once is enough.
+func (l *link) beginShutdown() {
+	l.stopOnce.Do(func() {
+		l.stopping.Store(true)
+		go func() {
+			l.cancel()
+			l.wg.Wait()
+			step := "datapath stop (" + l.backend + ")"
+			l.task(step, 1)
+			l.stop()
+			l.task(step, -1)
+			close(l.stopped)
+		}()
+	})
+}
+
+// awaitShutdown waits for a shutdown until deadline, and names what is
+// still running if it has not ended by then.
+func (l *link) awaitShutdown(deadline <-chan time.Time, timeout time.Duration) error {
+	select {
+	case <-l.stopped:
+		return nil
+	case <-deadline:
+	}
+	l.tmu.Lock()
+	stuck := slices.Sorted(maps.Keys(l.tasks))
+	l.tmu.Unlock()
+	return fmt.Errorf("link %s %w: it did not stop within %s (still running: %s)", l.cfg.Name, ErrStuck, timeout, strings.Join(stuck, ", "))
+}
+
+// shutdown stops the link, waiting at most timeout.
+func (l *link) shutdown(timeout time.Duration) error {
+	l.beginShutdown()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	return l.awaitShutdown(t.C, timeout)
 }
 
 // Stop stops every link. With link-fault pass-through the plaintext port
 // is taken down, so the customer's router sees the encryptor go away
-// instead of a silent blackhole. It waits at most Options.StopTimeout and
-// then returns an error naming what has not stopped (a wedged datapath or
-// key agreement); the stop goes on in the background, and a later Stop
-// waits for the same one.
+// instead of a silent blackhole. It waits at most Options.StopTimeout,
+// then returns an error (wrapping ErrStuck) naming what has not stopped:
+// a wedged datapath or key agreement. A later Stop waits for the same
+// links again.
 func (s *Supervisor) Stop() error {
-	s.stopOnce.Do(func() {
-		s.stopping.Store(true)
-		go func() {
-			s.cancel()
-			s.wg.Wait()
-			for _, l := range s.links {
-				name := "link " + l.cfg.Name + ": datapath stop (" + l.backend + ")"
-				s.task(name, 1)
-				l.stop()
-				s.task(name, -1)
-			}
-			close(s.stopped)
-		}()
-	})
-	select {
-	case <-s.stopped:
-		return nil
-	case <-time.After(s.opts.StopTimeout):
+	s.cancel()
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	for _, l := range s.links {
+		l.beginShutdown()
 	}
-	s.mu.Lock()
-	stuck := make([]string, 0, len(s.tasks))
-	for name := range s.tasks {
-		stuck = append(stuck, name)
+	t := time.NewTimer(s.opts.StopTimeout)
+	defer t.Stop()
+	var errs []error
+	for _, l := range s.links {
+		if err := l.awaitShutdown(t.C, s.opts.StopTimeout); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	s.mu.Unlock()
-	slices.Sort(stuck)
-	return fmt.Errorf("links did not stop within %s; still running: %s", s.opts.StopTimeout, strings.Join(stuck, "; "))
+	if len(errs) > 0 {
+		return errors.Join(errs...) // the wedged links stay in view
+	}
+	s.links = nil
+	s.publish()
+	return nil
 }
 
 // Stall makes the named link's key agreement hang for d, as a wedged KaY
 // would (test hooks only: the watchdog test).
 func (s *Supervisor) Stall(name string, d time.Duration) error {
-	for _, l := range s.links {
+	for _, l := range s.current() {
 		if l.cfg.Name != name {
 			continue
 		}
@@ -202,14 +296,14 @@ func (s *Supervisor) Stall(name string, d time.Duration) error {
 }
 
 // Health reports the links whose supervisor loop or key agreement has made
-// no progress for health.StaleAfter, or nil. A supervisor being stopped
-// reports nothing: Stop bounds that itself.
+// no progress for health.StaleAfter, or nil. A link being stopped reports
+// nothing: the stop's own timeout bounds that.
 func (s *Supervisor) Health(now time.Time) error {
-	if s.stopping.Load() {
-		return nil
-	}
 	var errs []error
-	for _, l := range s.links {
+	for _, l := range s.current() {
+		if l.stopping.Load() {
+			continue
+		}
 		if err := health.Stale("link "+l.cfg.Name+" supervisor loop", l.beat.Last(), now, health.StaleAfter); err != nil {
 			errs = append(errs, err)
 		}
@@ -220,6 +314,69 @@ func (s *Supervisor) Health(now time.Time) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Update makes cfg the running config and touches only what changed:
+// links that are gone stop, new links start, a link whose change the
+// running link can absorb is changed in place (same CA, same SAK, no port
+// bounce), and only a link whose change needs it is restarted (Plan says
+// which). On error the links may be half updated: the caller stops the
+// supervisor and starts a known config again, except when a link did not
+// stop (ErrStuck): then nothing may start in its place.
+func (s *Supervisor) Update(cfg *config.Config) ([]Change, error) {
+	if errs := cfg.Check(); len(errs) > 0 {
+		return nil, errs
+	}
+	plan := Plan(s.cfg, cfg)
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	byName := map[string]*link{}
+	for _, l := range s.links {
+		byName[l.cfg.Name] = l
+	}
+	for _, c := range plan {
+		l := byName[c.Link]
+		switch c.Action {
+		case ActionStop, ActionRestart:
+			if err := l.shutdown(s.opts.StopTimeout); err != nil {
+				return plan, err
+			}
+			delete(byName, c.Link)
+		case ActionInPlace:
+			nl := cfg.Link(c.Link)
+			// The KaY takes the change under its lock: a wedged one must
+			// not hang the commit.
+			done := make(chan error, 1)
+			go func() { done <- l.reconfigure(*nl) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					return plan, fmt.Errorf("link %s: %w", c.Link, err)
+				}
+			case <-time.After(s.opts.StopTimeout):
+				return plan, fmt.Errorf("link %s %w: its key agreement did not take the change within %s", c.Link, ErrStuck, s.opts.StopTimeout)
+			}
+		}
+	}
+	var links []*link
+	defer func() { s.links = links; s.publish() }()
+	for i := range cfg.Links {
+		lc := cfg.Links[i]
+		if l := byName[lc.Name]; l != nil {
+			links = append(links, l)
+			continue
+		}
+		l, err := s.launch(lc, cfg.KeyDir(), managementVLAN(cfg, lc))
+		if err != nil {
+			for _, l := range byName {
+				links = append(links, l)
+			}
+			return plan, err
+		}
+		links = append(links, l)
+	}
+	s.cfg = cfg.Clone()
+	return plan, nil
 }
 
 // stop stops the link's datapath and forgets its keys.
@@ -242,7 +399,25 @@ func (l *link) stop() {
 	}
 }
 
-func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, error) {
+// managementVLAN is the in-band management VLAN on the link's plaintext
+// port, 0 when there is none.
+func managementVLAN(cfg *config.Config, lc config.Link) uint16 {
+	if m := cfg.System.Management; m != nil && m.Interface == lc.Plain {
+		return uint16(m.VLAN)
+	}
+	return 0
+}
+
+// inClear turns the link's protocol exceptions into the datapath's rules.
+func inClear(lc config.Link) []software.Exception {
+	var out []software.Exception
+	for _, r := range lc.InClearRules() {
+		out = append(out, software.Exception{Name: r.Name, EtherType: r.EtherType, DAs: r.DAs, Prefixes: r.Prefixes})
+	}
+	return out
+}
+
+func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir string, mgmtVLAN uint16) (*link, error) {
 	plain, err := net.InterfaceByName(lc.Plain)
 	if err != nil {
 		return nil, fmt.Errorf("plaintext port %s: %w", lc.Plain, err)
@@ -251,7 +426,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 	if err != nil {
 		return nil, fmt.Errorf("line port %s: %w", lc.Line, err)
 	}
-	l := &link{cfg: lc, lineMTU: line.MTU}
+	l := &link{cfg: lc, keyDir: keyDir, lineMTU: line.MTU, stopped: make(chan struct{})}
 	log := s.log.With("link", lc.Name)
 	// The host's own stack must never talk on the line port: no IPv6
 	// neighbour discovery or MLD, no addresses (they would leave in clear).
@@ -310,8 +485,11 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 		return nil, err
 	}
 	if lc.MKA != nil {
-		if l.kay, err = newKaY(l, lc, line.HardwareAddr, sci, log); err != nil {
+		if l.kay, err = newKaY(l, lc, line.HardwareAddr, sci, s.opts.Clock, log); err != nil {
 			return nil, err
+		}
+		if w := s.clockWarning(lc); w != "" {
+			log.Warn(w)
 		}
 	}
 	onEAPOL := func(frame []byte) {
@@ -336,13 +514,14 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link) (*link, erro
 			Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
 			VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
 			EAPOLTypes: lc.EAPOLTypes(), OnEAPOL: onEAPOL, Workers: lc.Workers, Log: log,
+			InClear: inClear(lc), ManagementVLAN: mgmtVLAN,
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	if l.kay != nil {
-		s.spawn("link "+lc.Name+": MKA", func() { l.kay.Run(ctx) })
+		l.spawn("MKA", func() { l.kay.Run(ctx) })
 	}
 	if lc.ShouldSecure() {
 		log.Warn("policy should-secure: frames cross IN CLEAR whenever no SA is up")
@@ -358,19 +537,40 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 		return nil
 	}
 	suite := lc.Suite()
-	tx, err := st.TX.Params(suite)
+	tx, err := st.TX.Params(suite, l.keyDir)
 	if err != nil {
 		return fmt.Errorf("static_keys.tx: %w", err)
 	}
 	configured := tx.PN
-	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, l.secyCfg.SCI, tx.AN, tx.Key, tx.PN)
+	log := sv.log.With("link", lc.Name)
+	l.guard, tx.PN, err = newPNGuard(sv.opts.StateDir, l.secyCfg.SCI, tx.AN, tx.Key, tx.PN, sv.opts.PNReserve, log)
 	if err != nil {
 		return err
 	}
 	if tx.PN != configured {
-		sv.log.Info("static transmit SA resumes above the PNs a previous run may have used", "link", lc.Name, "an", tx.AN, "pn", tx.PN)
+		log.Info("static transmit SA resumes above the PNs a previous run may have used", "an", tx.AN, "pn", tx.PN)
 	}
 	if err := s.InstallTxSA(tx); err != nil {
+		return err
+	}
+	// The guard holds transmission at the recorded PN ceiling; on the
+	// kernel datapath it may take the SA away and put it back at pn.
+	reinstall := func(pn uint64) error {
+		p, err := st.TX.Params(suite, l.keyDir)
+		if err != nil {
+			return err
+		}
+		p.PN = pn
+		if err := s.InstallTxSA(p); err != nil {
+			return err
+		}
+		return s.SetEncodingSA(int(p.AN))
+	}
+	codec := l.secy
+	if l.kern != nil {
+		codec = nil
+	}
+	if err := l.guard.attach(s, codec, reinstall); err != nil {
 		return err
 	}
 	if err := s.SetEncodingSA(int(tx.AN)); err != nil {
@@ -379,7 +579,7 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 	for i, sc := range st.RX {
 		sci, _ := macsec.ParseSCI(sc.SCI)
 		for j, sa := range sc.SAs {
-			p, err := sa.Params(suite)
+			p, err := sa.Params(suite, l.keyDir)
 			if err != nil {
 				return fmt.Errorf("static_keys.rx[%d].sas[%d]: %w", i, j, err)
 			}
@@ -399,15 +599,22 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	first := true
+	wasSecured := false
 	lastErr := ""
 	for {
 		l.beat.Mark(time.Now())
 		carrier := readCarrier(l.cfg.Line)
 		secured := l.secured()
+		if secured != wasSecured {
+			logSecured(log, l, secured)
+			wasSecured = secured
+		}
 		fault := ""
 		switch {
 		case !carrier:
 			fault = "line port " + l.cfg.Line + " has no carrier"
+		case l.guard != nil && l.guard.status() != "":
+			fault = "static keys: " + l.guard.status()
 		case !secured && !l.cfg.ShouldSecure():
 			fault = "secure channel down (no transmit or receive SA)"
 		}
@@ -442,13 +649,6 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 			lastErr = ""
 		}
 		l.checkDataPlane(log)
-		if enc := l.seam.EncodingSA(); enc >= 0 && l.guard != nil {
-			if pn := l.seam.TxNextPN(uint8(enc)); pn != 0 {
-				if err := l.guard.check(pn); err != nil {
-					log.Error("cannot record the transmit PN ceiling; a restart could reuse PNs", "err", err)
-				}
-			}
-		}
 	}
 }
 
@@ -524,25 +724,11 @@ func setMTU(ifname string, mtu int) error {
 
 // newKaY builds the link's MKA entity. MKPDUs leave through the
 // datapath's line port, untagged, with the configured EtherType.
-func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *slog.Logger) (*mka.KaY, error) {
+func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, clock func() time.Time, log *slog.Logger) (*mka.KaY, error) {
 	m := lc.MKA
-	var keys []mka.CAK
-	for i := range m.KeyChain {
-		e := &m.KeyChain[i]
-		cak, err := e.LoadCAK()
-		if err != nil {
-			return nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
-		}
-		start, end := e.Validity()
-		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
-	}
-	var fallback *mka.CAK
-	if f := m.Fallback; f != nil {
-		cak, err := f.LoadCAK()
-		if err != nil {
-			return nil, fmt.Errorf("mka.fallback_key: %w", err)
-		}
-		fallback = &mka.CAK{CKN: f.CKNBytes(), Key: cak}
+	keys, fallback, err := loadChain(m, l.keyDir)
+	if err != nil {
+		return nil, err
 	}
 	return mka.New(mka.Options{
 		SecY: l.seam, SCI: sci, MAC: mac,
@@ -550,7 +736,7 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 		Priority: m.KeyServerPriority(), Keys: keys, Fallback: fallback,
 		Destination: m.DestinationAddress(), AutoDestination: m.AutoDestination(), Hello: m.Hello(),
 		EtherType: lc.EAPOLSendType(), ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
-		Log: log,
+		Log: log, Now: clock,
 		Send: func(frame []byte) error {
 			if l.kern != nil {
 				return l.kern.SendEAPOL(frame)
@@ -563,12 +749,35 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, log *
 	})
 }
 
+// loadChain reads the key chain's CAKs and the fallback CAK.
+func loadChain(m *config.MKA, keyDir string) ([]mka.CAK, *mka.CAK, error) {
+	var keys []mka.CAK
+	for i := range m.KeyChain {
+		e := &m.KeyChain[i]
+		cak, err := e.LoadCAK(keyDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
+		}
+		start, end := e.Validity()
+		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
+	}
+	var fallback *mka.CAK
+	if f := m.Fallback; f != nil {
+		cak, err := f.LoadCAK(keyDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mka.fallback_key: %w", err)
+		}
+		fallback = &mka.CAK{CKN: f.CKNBytes(), Key: cak}
+	}
+	return keys, fallback, nil
+}
+
 // rekeyWait bounds how long Rekey waits for the KaY.
 const rekeyWait = 2 * time.Second
 
 // Rekey asks the named link's key server for a new SAK.
 func (s *Supervisor) Rekey(name string) error {
-	for _, l := range s.links {
+	for _, l := range s.current() {
 		if l.cfg.Name != name {
 			continue
 		}
@@ -587,6 +796,20 @@ func (s *Supervisor) Rekey(name string) error {
 		}
 	}
 	return fmt.Errorf("%w: %s", ErrNoLink, name)
+}
+
+// Monitor prepares a capture on port: the software datapath sends its
+// frames past the capture taps until release is called, so a capture sees
+// both directions. Other datapaths (and ports of no link) need nothing.
+func (s *Supervisor) Monitor(port string) (release func()) {
+	for _, l := range s.current() {
+		if (l.cfg.Plain == port || l.cfg.Line == port) && l.engine != nil {
+			e := l.engine
+			e.Visible(true)
+			return func() { e.Visible(false) }
+		}
+	}
+	return func() {}
 }
 
 // ErrNoLink is returned by lookups of unknown links.

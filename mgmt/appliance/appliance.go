@@ -22,10 +22,12 @@ import (
 	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/firmware/store"
+	"github.com/secwire/secwire/firmware/timesync"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
 	"github.com/secwire/secwire/mgmt/console"
+	"github.com/secwire/secwire/mgmt/noc"
 	"github.com/secwire/secwire/mgmt/plane"
 	"github.com/secwire/secwire/mgmt/sshd"
 )
@@ -46,15 +48,24 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	board, mgmtPort, booted := b.Board, b.MgmtPort, b.Start
 	rawConsole(os.Stdin) // the console is the uinit's stdio
 	ring := &logring.Ring{Max: 1000}
-	log := slog.New(slog.NewTextHandler(ring, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	audit := &audit.Log{Path: AuditFile, Log: log}
+	audit := &audit.Log{Path: AuditFile}
+	// Clock sync, remote syslog and metrics (mgmt/noc): the system log
+	// goes to the collectors as well as to `show log`.
+	services := noc.New(noc.Options{ConfigDir: boot.ConfigMount, Setter: timesync.System{},
+		RTC: timesync.DeviceRTC{Path: boot.RTCDevice}, Audit: audit, Version: Version,
+		Slot: func() string { return "secwire-boot" }})
+	log := slog.New(services.Syslog.Handler(slog.NewTextHandler(ring, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	audit.Log = log
+	services.SetLog(log)
 	sessions := &access.Sessions{}
 	pl := &plane.Plane{Log: log}
 	os.MkdirAll(StateDir, 0o700)
 	m, err := commit.Open(ctx, commit.Options{
 		ConfigPath: boot.ConfigFile, StateDir: StateDir, Log: log, Audit: audit,
+		Clock: services.Time.Now, ClockSynced: services.Time.Synced, Check: services.Check,
 		OnChange: func(c *config.Config) {
 			pl.Apply(c)
+			services.Apply(c)             // after the plane: metrics listen on its address
 			sessions.Reconcile(&c.System) // deleted or re-roled users are logged out
 		},
 	})
@@ -65,11 +76,15 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 		fmt.Fprintf(con, "secwire: ERROR: %v\n", err)
 	}
 	defer m.Stop()
+	services.SetLinks(m.RawStatus)
+	svcDone := make(chan struct{})
+	defer func() { <-svcDone }()
 	env := &cli.Env{
 		Manager:  m,
 		Audit:    audit,
 		Log:      ring.Tail,
 		Sessions: sessions.List,
+		NOC:      services.Status,
 		Info: func() []string {
 			var uts unix.Utsname
 			unix.Uname(&uts)
@@ -112,6 +127,8 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	limiter := access.NewLimiter()
 	pl.SSH = &sshd.Server{Env: env, HostKey: HostKeyFile, Limiter: limiter, Sessions: sessions, Log: log}
 	pl.Start(ctx, m.Running())
+	services.Apply(m.Running()) // after the plane: metrics listen on its address
+	go func() { services.Run(ctx); close(svcDone) }()
 	c := &console.Console{Env: env, Limiter: limiter, Sessions: sessions, MgmtPort: mgmtPort}
 	return c.Run(ctx, con)
 }

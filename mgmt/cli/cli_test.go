@@ -145,3 +145,35 @@ func TestTerminalKeys(t *testing.T) {
 		t.Fatal("exit did not end the session")
 	}
 }
+
+// The NOC settings from the CLI, as docs/config.md shows them.
+func TestNOCSettingsFromTheCLI(t *testing.T) {
+	c := &config.Config{}
+	for _, in := range []string{
+		"set system ntp server 192.0.2.123", "set system ntp server 192.0.2.124 nts",
+		"set system ntp server 192.0.2.124 ca-file nts-ca.pem",
+		"set system syslog host 192.0.2.50", "set system syslog host 192.0.2.51 transport tcp",
+		"set system syslog host 192.0.2.51 port 10514", "set system syslog host 192.0.2.51 severity warning",
+		"set system syslog buffer 5000", "set system metrics port 9100",
+	} {
+		toks, _, _ := tokenize(in)
+		if err := set(c, toks[1:], len(in), nil, io.Discard); err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+	}
+	if errs := c.Check(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	s := c.System
+	if len(s.NTP.Server) != 2 || !s.NTP.Server[1].NTS || s.NTP.Server[1].CAFile != "nts-ca.pem" ||
+		s.Syslog.Host[1] != (config.SyslogHost{Address: "192.0.2.51", Transport: "tcp", Port: 10514, Severity: "warning"}) ||
+		s.Syslog.Buffer != 5000 || s.Metrics.Port != 9100 {
+		t.Fatalf("got %+v %+v %+v", s.NTP, s.Syslog, s.Metrics)
+	}
+	for _, in := range []string{"set system syslog host 192.0.2.51 transport relp", "set system syslog host 192.0.2.51 severity loud"} {
+		toks, _, _ := tokenize(in)
+		if err := set(c.Clone(), toks[1:], len(in), nil, io.Discard); err == nil {
+			t.Errorf("%q was accepted", in)
+		}
+	}
+}

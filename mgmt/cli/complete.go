@@ -15,6 +15,9 @@ type cand struct{ word, help string }
 // candidates lists what may follow the complete words of s, and the
 // partial last word (what the candidates must start with).
 func (sh *Shell) candidates(s string) ([]cand, token) {
+	if cs, partial, ok := pipeCandidates(s); ok {
+		return cs, partial
+	}
 	toks, trailing, err := tokenize(s)
 	if err != nil {
 		return nil, token{}
@@ -116,6 +119,9 @@ func schemaCands(c *config.Config, args []token, forSet bool) []cand {
 			out = append(out, cand{fmt.Sprint(cur.v.Index(i).Field(0).Interface()), "existing"})
 		}
 		if forSet {
+			for _, v := range values(n.path) {
+				out = append(out, cand{v, valueHelp[v]})
+			}
 			out = append(out, cand{"<" + n.key + ">", n.help()})
 		}
 		return out
@@ -215,6 +221,9 @@ var valueHelp = map[string]string{
 	"check":           "Count frames that fail validation, pass them",
 	"disabled":        "No validation",
 	"must-secure":     "Nothing crosses without SAs (default)",
+	"lacp":            "LACP and Marker (802.1AX) to the slow protocols address",
+	"lldp":            "LLDP (802.1AB) to its three group addresses",
+	"pause":           "Ethernet PAUSE and PFC to the MAC Control address",
 	"should-secure":   "Frames cross in clear while no SA is up",
 	"auto":            "Offload if the NIC can, else kernel macsec, else software (default)",
 	"offload-mac":     "The NIC's MAC offloads MACsec",

@@ -223,6 +223,10 @@ func set(c *config.Config, toks []token, end int, ask secretReader, out io.Write
 		valTok = rest[0]
 		v, err := parseLeaf(cur.v.Type(), valTok.s)
 		if err != nil {
+			// The range the config accepts, not the Go type's.
+			if r := numberRange.FindString(n.help()); r != "" {
+				return errAt(valTok, "%s %q: want a whole number, %s", n.name, valTok.s, r)
+			}
 			return errAt(valTok, "%s: %v", n.name, err)
 		}
 		if vs := values(n.path); vs != nil && !slices.Contains(vs, valTok.s) {
@@ -378,6 +382,9 @@ func cliRef(c *config.Config, path string) string {
 func cliName(path string) string {
 	return strings.ReplaceAll(path[strings.LastIndex(path, ".")+1:], "_", "-")
 }
+
+// numberRange is the range a numeric leaf's help gives, such as 0..255.
+var numberRange = regexp.MustCompile(`\d+\.\.\d+`)
 
 var pathInMsg = regexp.MustCompile(`\b(?:links|users|key_chain)\[\d+\](?:\.[a-z_]+(?:\[\d+\])?)*`)
 

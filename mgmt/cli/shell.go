@@ -7,6 +7,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,12 +19,16 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/health"
+	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/mgmt/audit"
+	"github.com/secwire/secwire/mgmt/noc"
 	"github.com/secwire/secwire/mgmt/ping"
 	"github.com/secwire/secwire/mgmt/show"
 )
@@ -42,6 +47,15 @@ type Env struct {
 	// StallMKA hangs a link's key agreement for a while: a test hook,
 	// set only when the kernel command line enables test hooks.
 	StallMKA func(link string, d time.Duration) error
+	// NOC is the state of clock sync, syslog and metrics (show system
+	// time|syslog|metrics).
+	NOC func() noc.Status
+	// Uptime is the system's uptime for show system; nil reads it from
+	// the kernel (tests pin it).
+	Uptime func() time.Duration
+	// FileDir is where commands write files (captures, key exports);
+	// "" when the box keeps none.
+	FileDir string
 	// Minute is how long a minute of `commit confirmed N` lasts (tests).
 	Minute time.Duration
 }
@@ -83,13 +97,27 @@ func (sh *Shell) minute() time.Duration {
 	return sh.env.Minute
 }
 
+// hostname is the configured host name, else "secwire".
+func (sh *Shell) hostname() string {
+	if h := sh.env.Manager.System().Hostname; h != "" {
+		return h
+	}
+	return "secwire"
+}
+
+// systemUptime is how long the system has run (not the links).
+func systemUptime() time.Duration {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return time.Duration(si.Uptime) * time.Second
+}
+
 // Prompt is the prompt for the next line: user@host> in operational mode,
 // user@host# in configuration mode. It never waits for a commit.
 func (sh *Shell) Prompt() string {
-	host := sh.env.Manager.Hostname()
-	if host == "" {
-		host = "secwire"
-	}
+	host := sh.hostname()
 	if sh.cand != nil {
 		return sh.sess.User + "@" + host + "# "
 	}
@@ -108,7 +136,20 @@ func (sh *Shell) printf(f string, a ...any) { fmt.Fprintf(sh.out, f, a...) }
 // about a word is shown with a caret under it.
 func (sh *Shell) Exec(lineText string) {
 	prompt := len(sh.Prompt())
-	err := sh.exec(lineText)
+	cmdText, pipeText, at := splitPipe(lineText)
+	var err error
+	if at >= 0 {
+		var fs []lineFilter
+		if fs, err = parsePipes(pipeText, at+1); err == nil {
+			var buf bytes.Buffer
+			sh.out = &buf
+			err = sh.exec(cmdText)
+			sh.out = sh.sess.Out
+			sh.out.Write(applyPipes(buf.Bytes(), fs))
+		}
+	} else {
+		err = sh.exec(cmdText)
+	}
 	if err == nil {
 		return
 	}
@@ -247,6 +288,10 @@ func (sh *Shell) opCommands() []*cmd {
 		}},
 		{name: "configure", help: "Enter configuration mode (a private candidate)", admin: true, run: (*Shell).configure},
 		{name: "exit", help: "Log out", run: (*Shell).logout},
+		{name: "monitor", help: "Watch frames on a port", admin: true, sub: []*cmd{
+			{name: "traffic", help: "Capture a port's frames, both directions (Junos monitor traffic)",
+				arg: "interface <port> [count N] [seconds N] [write-file NAME]", words: monitorWords, run: (*Shell).monitor},
+		}},
 		{name: "ping", help: "Ping a host on a link's plaintext side (ARP and ICMP from a test source address)", admin: true,
 			arg: "<address> link <link> source <address> [count N]", run: (*Shell).ping},
 		{name: "quit", help: "Log out", run: (*Shell).logout},
@@ -254,6 +299,8 @@ func (sh *Shell) opCommands() []*cmd {
 			{name: "security", help: "Security requests", sub: []*cmd{
 				{name: "mka", help: "MACsec Key Agreement", sub: []*cmd{
 					{name: "rekey", help: "Ask a link's key server for a new SAK", arg: "<link>", words: linkNames, run: (*Shell).rekey},
+					{name: "export-keys", help: "Write a link's current SAKs IN CLEAR, for decrypting a capture",
+						arg: "<link> file <name> | <link> terminal", words: exportWords, run: (*Shell).exportKeys},
 				}},
 			}},
 			{name: "system", help: "System requests", sub: sh.systemRequests()},
@@ -274,7 +321,11 @@ func (sh *Shell) opCommands() []*cmd {
 				run:   (*Shell).showLog},
 			{name: "macsec", help: "SecYs, secure channels and SAs", run: status(show.MACsec)},
 			{name: "mka", help: "MKA sessions: CA, peers, key server, keys", run: status(show.MKA)},
-			{name: "system", help: "Version, board, uptime, boot slot and commits", run: (*Shell).showSystem},
+			{name: "system", help: "Version, board, uptime, boot slot and commits", run: (*Shell).showSystem, sub: []*cmd{
+				{name: "metrics", help: "The Prometheus metrics endpoint", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowMetrics(w, st) })},
+				{name: "syslog", help: "Syslog collectors: state, queued and dropped messages", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowSyslog(w, st, time.Now()) })},
+				{name: "time", help: "Clock: synchronised or not, offset, stratum, last sync, NTP servers", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowTime(w, st) })},
+			}},
 			{name: "users", help: "Who is logged in", run: func(sh *Shell, _ []token, _ int) error {
 				if sh.env.Sessions == nil {
 					return errors.New("not available here")
@@ -325,17 +376,25 @@ func (sh *Shell) configCommands() []*cmd {
 	rollbacks := func(sh *Shell, _ []token) []cand {
 		var c []cand
 		for _, e := range sh.env.Manager.History() {
-			c = append(c, cand{strconv.Itoa(e.N), e.Time.Format(time.DateTime)})
+			help := e.Time.Format(time.DateTime) + " " + commitAuthor(e)
+			if e.Comment != "" {
+				help += ": " + e.Comment
+			}
+			c = append(c, cand{strconv.Itoa(e.N), help})
 		}
 		return c
 	}
 	return []*cmd{
-		{name: "commit", help: "Validate and apply the candidate", arg: "[check | confirmed [minutes] | and-quit]",
+		{name: "commit", help: "Validate and apply the candidate", arg: "[check | confirmed [minutes] | and-quit] [comment \"text\"]",
 			words: func(_ *Shell, args []token) []cand {
-				if len(args) == 1 && args[0].s == "confirmed" {
-					return []cand{{"<minutes>", "Roll back after this many minutes unless confirmed (default 10)"}}
+				if len(args) > 0 && args[len(args)-1].s == "comment" {
+					return []cand{{"<text>", "Why, for the commit list (quote it)"}}
 				}
-				return []cand{{"check", "Validate only"}, {"confirmed", "Roll back automatically unless confirmed by another commit"}, {"and-quit", "Commit, then leave configuration mode"}}
+				if len(args) == 1 && args[0].s == "confirmed" {
+					return []cand{{"<minutes>", "Roll back after this many minutes unless confirmed (default 10)"}, {"comment", "Note why, for the commit list"}}
+				}
+				return []cand{{"check", "Validate only"}, {"confirmed", "Roll back automatically unless confirmed by another commit"},
+					{"and-quit", "Commit, then leave configuration mode"}, {"comment", "Note why, for the commit list"}}
 			},
 			run: (*Shell).commit},
 		{name: "compare", help: "Show the candidate's differences from the running config", arg: "[rollback N]", run: (*Shell).compare},
@@ -449,7 +508,45 @@ func (sh *Shell) compare(args []token, end int) error {
 	for _, l := range d {
 		sh.printf("%s\n", l)
 	}
+	if len(args) == 0 {
+		for _, l := range planLines(sh.cand, sh.env.Manager.Plan(sh.cand), true) {
+			sh.printf("%s\n", l)
+		}
+	}
 	return nil
+}
+
+// planLines says what a commit does, or will do, to each link: which
+// restart (the plaintext port goes down while the link comes up again)
+// and which take the change in place.
+func planLines(c *config.Config, plan []supervisor.Change, will bool) []string {
+	var out []string
+	for _, ch := range plan {
+		var fields []string
+		for _, f := range ch.Fields {
+			fields = append(fields, strings.TrimPrefix(cliRef(c, f), "links "+ch.Link+" "))
+		}
+		what := strings.Join(fields, ", ")
+		var l string
+		switch {
+		case ch.Action == supervisor.ActionRestart && will:
+			l = "link " + ch.Link + " will restart (new SecY and CA, its plaintext port goes down meanwhile) for: " + what
+		case ch.Action == supervisor.ActionRestart:
+			l = "link " + ch.Link + " restarted for: " + what
+		case ch.Action == supervisor.ActionInPlace && will:
+			l = "link " + ch.Link + " will change in place (no restart, the ports stay up): " + what
+		case ch.Action == supervisor.ActionInPlace:
+			l = "link " + ch.Link + " changed in place: " + what
+		case will:
+			l = "link " + ch.Link + " will " + string(ch.Action)
+		case ch.Action == supervisor.ActionStart:
+			l = "link " + ch.Link + " started"
+		default:
+			l = "link " + ch.Link + " stopped"
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 func (sh *Shell) rollback(args []token, _ int) error {
@@ -473,10 +570,9 @@ func (sh *Shell) rollback(args []token, _ int) error {
 		}
 		return err
 	}
-	sh.cand = c
-	if n == 0 {
-		sh.base = sh.env.Manager.Running()
-	}
+	// The loaded config is a whole candidate of its own: it is compared
+	// with, and committed over, what runs now.
+	sh.cand, sh.base = c, sh.env.Manager.Running()
 	sh.printf("load complete (rollback %d); 'compare' shows it, 'commit' applies it\n", n)
 	return nil
 }
@@ -484,6 +580,16 @@ func (sh *Shell) rollback(args []token, _ int) error {
 func (sh *Shell) commit(args []token, end int) error {
 	var confirm time.Duration
 	check, quit := false, false
+	comment := ""
+	for i, a := range args {
+		if len(a.s) >= 4 && strings.HasPrefix("comment", a.s) {
+			if i != len(args)-2 {
+				return &posError{end, "comment takes one text, last on the line: commit comment \"why\""}
+			}
+			comment, args = args[i+1].s, args[:i]
+			break
+		}
+	}
 	switch {
 	case len(args) == 0:
 	case strings.HasPrefix("check", args[0].s) && len(args) == 1:
@@ -511,12 +617,22 @@ func (sh *Shell) commit(args []token, end int) error {
 		return errors.New("commit failed: nothing changed")
 	}
 	if check {
+		for _, l := range planLines(sh.cand, sh.env.Manager.Plan(sh.cand), true) {
+			sh.printf("%s\n", l)
+		}
 		sh.printf("configuration check succeeds\n")
 		return nil
 	}
 	running := sh.env.Manager.Running()
 	if len(diff(flatten(sh.base), flatten(running))) > 0 {
-		return errors.New("the running config was changed by another commit since you started editing: 'rollback 0' loads it (dropping your changes), then make them again")
+		if e := sh.env.Manager.LastExpiry(); e != nil && sameConfig(sh.base, e.RolledBack) && sameConfig(running, e.Restored) {
+			// The only change since editing began is the automatic
+			// rollback of this candidate's own commit confirmed.
+			sh.base = running
+			return fmt.Errorf("your commit confirmed was not confirmed in time and was rolled back at %s; your candidate still holds it ('compare' shows the changes): 'commit' applies it again, 'commit confirmed' with a new timer, 'rollback 0' drops it",
+				e.At.Format(time.TimeOnly))
+		}
+		return errors.New("the running config was changed by another commit since you started editing: 'rollback 0' loads the running config (dropping your changes) to make them again, 'rollback N' an earlier commit")
 	}
 	changes := sh.changes()
 	pending := !sh.env.Manager.Pending().IsZero()
@@ -524,7 +640,7 @@ func (sh *Shell) commit(args []token, end int) error {
 		sh.printf("commit complete (no changes)\n")
 		return sh.afterCommit(quit)
 	}
-	r, err := sh.env.Manager.Commit(sh.cand, commit.Who{User: sh.sess.User, From: sh.sess.From}, changes, confirm)
+	r, err := sh.env.Manager.Commit(sh.cand, commit.Who{User: sh.sess.User, From: sh.sess.From, Comment: comment}, changes, confirm)
 	if err != nil {
 		return fmt.Errorf("commit failed: %w", err)
 	}
@@ -535,11 +651,19 @@ func (sh *Shell) commit(args []token, end int) error {
 	if !r.Confirm.IsZero() {
 		sh.printf("commit confirmed will be automatically rolled back at %s unless confirmed by 'commit'\n", r.Confirm.Format(time.TimeOnly))
 	}
-	if r.Restarted {
-		sh.printf("links restarted with the new configuration\n")
+	for _, l := range planLines(sh.env.Manager.Running(), r.Changes, false) {
+		sh.printf("%s\n", l)
 	}
 	sh.printf("commit complete\n")
 	return sh.afterCommit(quit)
+}
+
+func sameConfig(a, b *config.Config) bool { return len(diff(flatten(a), flatten(b))) == 0 }
+
+// Watch prints the notices every session should see at once (an
+// automatic rollback) as they happen, until stop.
+func (sh *Shell) Watch() (stop func()) {
+	return sh.env.Manager.Watch(func(msg string) { fmt.Fprintf(sh.sess.Out, "\n[%s]\n", msg) })
 }
 
 func (sh *Shell) afterCommit(quit bool) error {
@@ -614,8 +738,11 @@ func (sh *Shell) showLog(args []token, _ int) error {
 }
 
 func (sh *Shell) showSystem(_ []token, _ int) error {
-	st := sh.env.Manager.Status()
-	sh.printf("Hostname: %s\nUptime: %s\n", st.Hostname, st.Uptime)
+	up := sh.env.Uptime
+	if up == nil {
+		up = systemUptime
+	}
+	sh.printf("Hostname: %s\nUptime: %s\n", sh.hostname(), up().Round(time.Second))
 	if sh.env.Info != nil {
 		for _, l := range sh.env.Info() {
 			sh.printf("%s\n", l)
@@ -625,10 +752,38 @@ func (sh *Shell) showSystem(_ []token, _ int) error {
 		sh.printf("Commit confirmed pending: rolls back at %s unless confirmed\n", d.Format(time.TimeOnly))
 	}
 	sh.printf("Commits kept for rollback:\n")
+	if len(sh.env.Manager.History()) == 0 {
+		sh.printf("  (none yet)\n")
+	}
 	for _, e := range sh.env.Manager.History() {
-		sh.printf("  %2d  %s\n", e.N, e.Time.Format(time.DateTime))
+		sh.printf("  %2d  %s %s\n", e.N, e.Time.Format(time.DateTime), commitAuthor(e))
+		if e.Comment != "" {
+			sh.printf("      %s\n", e.Comment)
+		}
 	}
 	return nil
+}
+
+// showNOC runs a view of the NOC services.
+func showNOC(view func(io.Writer, noc.Status)) func(*Shell, []token, int) error {
+	return func(sh *Shell, _ []token, _ int) error {
+		if sh.env.NOC == nil {
+			return errors.New("not available here")
+		}
+		view(sh.out, sh.env.NOC())
+		return nil
+	}
+}
+
+// commitAuthor says who made a stored commit and from where.
+func commitAuthor(e store.Entry) string {
+	switch {
+	case e.User == "":
+		return "(not committed from the CLI)"
+	case e.From == "":
+		return "by " + e.User
+	}
+	return "by " + e.User + " via " + e.From
 }
 
 func (sh *Shell) showInterfaces(_ []token, _ int) error {

@@ -69,6 +69,7 @@ func (t *Terminal) Serve(sh *Shell) error {
 		return "", 0, false
 	}
 	defer func() { t.t.AutoCompleteCallback = nil }()
+	defer sh.Watch()()
 	for !sh.Done() {
 		t.t.SetPrompt(sh.Prompt())
 		l, err := t.t.ReadLine()

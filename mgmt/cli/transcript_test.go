@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,6 +44,7 @@ type harness struct {
 	inputs  []string
 	mu      sync.Mutex
 	pending []func()
+	unwatch func()
 }
 
 func newHarness(t *testing.T, now time.Time) *harness {
@@ -70,7 +73,7 @@ func newHarness(t *testing.T, now time.Time) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	h.env = &Env{Manager: m, Audit: audit}
+	h.env = &Env{Manager: m, Audit: audit, Uptime: func() time.Duration { return 42 * time.Minute }}
 	h.login("admin", "admin")
 	return h
 }
@@ -85,7 +88,11 @@ func (h *harness) login(user, role string) {
 		h.inputs = h.inputs[1:]
 		return s, nil
 	}
+	if h.unwatch != nil {
+		h.unwatch()
+	}
 	h.sh = New(h.env, Session{User: user, Role: role, From: "test", Out: &h.out, AskSecret: ask, AskLine: ask})
+	h.unwatch = h.sh.Watch()
 }
 
 // needPorts creates the veth pairs the transcripts name: swt-p0/swt-l0
@@ -95,9 +102,22 @@ func needPorts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create veth pairs (make test runs as root in CI)")
 	}
-	for _, p := range []string{"swt-p0", "swt-l0"} {
+	// The names are fixed (the transcripts show them): test processes
+	// that use them take turns.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "secwire-swt-ports.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // after the ports are deleted: cleanups run last-in first-out
+	// Fixed MACs (no three decimal octets in a row, which the time mask
+	// would take for a time) keep show interfaces the same every run.
+	for i, p := range []string{"swt-p0", "swt-l0"} {
 		exec.Command("ip", "link", "del", p).Run()
-		if out, err := exec.Command("ip", "link", "add", p, "type", "veth", "peer", "name", p+"x").CombinedOutput(); err != nil {
+		if out, err := exec.Command("ip", "link", "add", p, "address", fmt.Sprintf("02:5e:0a:0b:0c:%02x", i),
+			"type", "veth", "peer", "name", p+"x").CombinedOutput(); err != nil {
 			t.Fatalf("ip link add %s: %v: %s", p, err, out)
 		}
 		exec.Command("ip", "link", "set", p+"x", "up").Run()

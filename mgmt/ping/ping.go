@@ -40,7 +40,9 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 	if ifi.Flags&net.FlagUp == 0 {
 		return fmt.Errorf("plaintext port %s is down (held down until the link is secured?)", o.Port)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	// Protocol 0 receives nothing until bind names the port (with
+	// ETH_P_ALL it would see every interface's frames until then).
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,9 @@ import (
 // key server, the installed keys (by fingerprint) and why MKPDUs were
 // dropped.
 func MKA(w io.Writer, st supervisor.Status) {
+	if noLinks(w, st) {
+		return
+	}
 	for _, l := range st.Links {
 		stale(w, l)
 		m := l.MKA
@@ -29,6 +32,9 @@ func MKA(w io.Writer, st supervisor.Status) {
 			fmt.Fprintf(w, "  status: SECURED, but %s\n", l.Diagnosis)
 		default:
 			fmt.Fprintln(w, "  status: SECURED")
+		}
+		if l.ClockWarning != "" {
+			fmt.Fprintf(w, "  WARNING: %s\n", l.ClockWarning)
 		}
 		dest := m.Destination
 		if m.AutoDest {

@@ -12,10 +12,26 @@ import (
 	"github.com/secwire/secwire/firmware/supervisor"
 )
 
+// NoLinks is what the views say when no link is configured, rather than
+// printing nothing.
+const NoLinks = "no links configured ('configure', then 'set links NAME plain PORT', 'set links NAME line PORT' and a key chain)"
+
+// noLinks prints NoLinks when st has no links, and reports it.
+func noLinks(w io.Writer, st supervisor.Status) bool {
+	if len(st.Links) == 0 {
+		fmt.Fprintln(w, NoLinks)
+		return true
+	}
+	return false
+}
+
 // Interfaces prints one line per port.
 func Interfaces(w io.Writer, st supervisor.Status) {
+	if noLinks(w, st) {
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "Interface\tRole\tLink\tAdmin\tMTU\tNeeded\tMAC\tLink\tDatapath")
+	fmt.Fprintln(tw, "Interface\tRole\tCarrier\tAdmin\tMTU\tNeeded\tMAC\tLink\tDatapath")
 	for _, l := range st.Links {
 		for _, p := range []struct {
 			role string
@@ -42,12 +58,18 @@ func Interfaces(w io.Writer, st supervisor.Status) {
 
 // MACsec prints each SecY with its SCs and SAs.
 func MACsec(w io.Writer, st supervisor.Status) {
+	if noLinks(w, st) {
+		return
+	}
 	for _, l := range st.Links {
 		stale(w, l)
 		fmt.Fprintf(w, "link %s (%s -> %s)\n", l.Name, l.Plain.Name, l.Line.Name)
 		fmt.Fprintf(w, "  datapath: %s\n", l.Datapath)
 		if l.InClear {
 			fmt.Fprintf(w, "  !!! policy should-secure: NO SA IS UP, FRAMES CROSS THIS LINK IN CLEAR !!!\n")
+		}
+		if l.TxStopped != "" {
+			fmt.Fprintf(w, "  !!! TRANSMISSION STOPPED: %s !!!\n", l.TxStopped)
 		}
 		fmt.Fprintf(w, "  cipher %s, policy %s, validate %s, replay window %d, send SCI %s\n",
 			l.Cipher, l.Policy, l.Validate, l.ReplayWindow, yesno(l.SendSCI))
@@ -58,6 +80,12 @@ func MACsec(w io.Writer, st supervisor.Status) {
 			protect = fmt.Sprintf("encrypt, confidentiality offset %d", l.Offset)
 		}
 		fmt.Fprintf(w, "  protection %s, VLAN tags in clear %d\n", protect, l.VLANsInClear)
+		if len(l.ProtocolsInClear) > 0 {
+			fmt.Fprintf(w, "  protocols in clear (cross unprotected both ways):\n")
+			for _, p := range l.ProtocolsInClear {
+				fmt.Fprintf(w, "    %s\n", p)
+			}
+		}
 		enc := "none"
 		if l.EncodingSA >= 0 {
 			enc = fmt.Sprint(l.EncodingSA)
@@ -77,6 +105,9 @@ func MACsec(w io.Writer, st supervisor.Status) {
 
 // Counters prints the IEEE 802.1AE counters and the datapath's own.
 func Counters(w io.Writer, st supervisor.Status) {
+	if noLinks(w, st) {
+		return
+	}
 	for _, l := range st.Links {
 		stale(w, l)
 		fmt.Fprintf(w, "link %s\n", l.Name)

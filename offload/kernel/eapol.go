@@ -34,7 +34,10 @@ func openEAPOL(ctx context.Context, port string, types []uint16, on func([]byte)
 	}
 	s := &eapolSocket{ifindex: ifc.Index}
 	for _, t := range types {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(t)))
+		// Protocol 0 receives nothing until bind names the port: created
+		// with the EtherType, the socket would take that EtherType from
+		// every interface until then.
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("EAPOL socket on %s: %w", port, err)

@@ -12,6 +12,7 @@ import (
 var (
 	ErrNoTxSA      = errors.New("no transmit SA in use")                       // must-secure: nothing leaves unprotected
 	ErrPNExhausted = errors.New("transmit SA has used its last packet number") // a new SAK is overdue
+	ErrPNLimit     = errors.New("transmit SA reached its PN limit")            // SetTxPNLimit: held until raised
 	ErrTooLong     = errors.New("frame too long")                              // OutPktsTooLong
 	ErrRunt        = errors.New("frame shorter than an Ethernet header")
 	ErrNoTag       = errors.New("frame has no SecTAG")            // InPktsNoTag
@@ -66,9 +67,9 @@ func (s *SecY) Protect(dst, frame []byte) ([]byte, error) {
 	if sa == nil {
 		return dst[:0], ErrNoTxSA
 	}
-	pn, ok := sa.takePN()
-	if !ok {
-		return dst[:0], ErrPNExhausted
+	pn, err := sa.takePN()
+	if err != nil {
+		return dst[:0], err
 	}
 	iv := ivScratch(dst, len(frame)+over)
 	sa.crypto.iv(iv, pn)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // Key holds secret key bytes. It never prints its value: fmt shows only a
@@ -20,6 +21,9 @@ func NewKey(b []byte) Key { return Key{b: append([]byte(nil), b...)} }
 func ParseKeyHex(s string, want ...int) (Key, error) {
 	b, err := hex.DecodeString(s)
 	if err != nil {
+		if len(want) > 0 {
+			return Key{}, fmt.Errorf("key is not hex (%d characters given): want %s", len(s), octets(want))
+		}
 		return Key{}, fmt.Errorf("key is not hex (%d characters given)", len(s))
 	}
 	if len(want) > 0 {
@@ -29,10 +33,19 @@ func ParseKeyHex(s string, want ...int) (Key, error) {
 		}
 		if !ok {
 			wipe(b)
-			return Key{}, fmt.Errorf("key is %d bytes, want %v", len(b), want)
+			return Key{}, fmt.Errorf("key is %d octets (%d hex digits): want %s", len(b), 2*len(b), octets(want))
 		}
 	}
 	return Key{b: b}, nil
+}
+
+// octets says "16 or 32 octets (32 or 64 hex digits)".
+func octets(n []int) string {
+	var o, h []string
+	for _, x := range n {
+		o, h = append(o, fmt.Sprint(x)), append(h, fmt.Sprint(2*x))
+	}
+	return strings.Join(o, " or ") + " octets (" + strings.Join(h, " or ") + " hex digits)"
 }
 
 // Bytes returns the key bytes. Callers must not keep or print them.

@@ -75,6 +75,7 @@ type TxSA struct {
 	nextPN    atomic.Uint64 // 0 once the PN space is used up
 	maxPN     uint64
 	threshold uint64
+	limit     atomic.Uint64 // PNs at or above it are refused; 0: no limit
 	warned    atomic.Bool
 	onPN      func(an uint8, pn uint64)
 	Stats     TxSAStats
@@ -99,12 +100,16 @@ func (sa *TxSA) PastThreshold() bool {
 }
 
 // takePN reserves the next PN. It never hands out a PN twice, and it never
-// wraps: past the last PN it returns ok=false for good.
-func (sa *TxSA) takePN() (uint64, bool) {
+// wraps: past the last PN it fails with ErrPNExhausted for good. At the
+// PN limit it fails with ErrPNLimit until the limit is raised.
+func (sa *TxSA) takePN() (uint64, error) {
 	for {
 		pn := sa.nextPN.Load()
 		if pn == 0 {
-			return 0, false
+			return 0, ErrPNExhausted
+		}
+		if lim := sa.limit.Load(); lim != 0 && pn >= lim {
+			return 0, ErrPNLimit
 		}
 		next := pn + 1 // wraps to 0 for XPN at 2^64-1: exhausted
 		if pn >= sa.maxPN {
@@ -114,10 +119,13 @@ func (sa *TxSA) takePN() (uint64, bool) {
 			if pn > sa.threshold && sa.onPN != nil && !sa.warned.Swap(true) {
 				sa.onPN(sa.AN, pn)
 			}
-			return pn, true
+			return pn, nil
 		}
 	}
 }
+
+// PNLimit is the PN the SA stops before, 0 for none.
+func (sa *TxSA) PNLimit() uint64 { return sa.limit.Load() }
 
 // RxSA is a receive secure association. Its PN state is lock-free: many
 // datapath workers validate frames on one SA at once.

@@ -103,9 +103,12 @@ type SecY struct {
 	txSA  [4]atomic.Pointer[TxSA]
 	encSA atomic.Int32 // encoding SA's AN, -1 for none
 
-	mu  sync.Mutex                    // serialises control-plane changes
-	rxs atomic.Pointer[map[SCI]*RxSC] // copy-on-write for a lock-free read path
-	one atomic.Pointer[RxSC]          // the only RxSC, for tags without SCI
+	mu       sync.Mutex                    // serialises control-plane changes
+	rxs      atomic.Pointer[map[SCI]*RxSC] // copy-on-write for a lock-free read path
+	one      atomic.Pointer[RxSC]          // the only RxSC, for tags without SCI
+	rmu      sync.Mutex                    // guards readers
+	readers  []*Reader                     // datapath workers (retire.go)
+	retiring atomic.Int32                  // key schedules waiting to be wiped
 
 	Stats SecYStats
 	TxSC  TxSCStats
@@ -172,7 +175,7 @@ func (s *SecY) InstallTxSA(p SAParams) error {
 	sa := &TxSA{AN: p.AN, crypto: c, maxPN: s.cfg.Suite.MaxPN(), threshold: s.cfg.PNThreshold, onPN: s.cfg.OnPNThreshold}
 	sa.nextPN.Store(p.PN)
 	if old := s.txSA[p.AN].Swap(sa); old != nil {
-		old.crypto.key.Wipe()
+		s.retire(&old.crypto)
 	}
 	return nil
 }
@@ -189,6 +192,19 @@ func (s *SecY) SetEncodingSA(an int) error {
 	return nil
 }
 
+// SetTxPNLimit makes the transmit SA for an send only PNs below limit:
+// Protect refuses frames with ErrPNLimit (never in clear) until the limit
+// is raised. 0 lifts it. Static keys use it to never send past the PN
+// ceiling recorded on disk.
+func (s *SecY) SetTxPNLimit(an uint8, limit uint64) error {
+	sa := s.txSA[an&3].Load()
+	if sa == nil {
+		return fmt.Errorf("no transmit SA installed for AN %d", an)
+	}
+	sa.limit.Store(limit)
+	return nil
+}
+
 // EncodingSA is the AN in use for transmit, or -1.
 func (s *SecY) EncodingSA() int { return int(s.encSA.Load()) }
 
@@ -200,7 +216,7 @@ func (s *SecY) TxSA(an uint8) *TxSA { return s.txSA[an&3].Load() }
 func (s *SecY) DeleteTxSA(an uint8) {
 	s.encSA.CompareAndSwap(int32(an&3), -1)
 	if old := s.txSA[an&3].Swap(nil); old != nil {
-		old.crypto.key.Wipe()
+		s.retire(&old.crypto)
 	}
 }
 
@@ -261,7 +277,7 @@ func (s *SecY) DeleteRxSC(sci SCI) {
 	s.publishRx(next)
 	for an := range sc.sa {
 		if sa := sc.sa[an].Swap(nil); sa != nil {
-			sa.crypto.key.Wipe()
+			s.retire(&sa.crypto)
 		}
 	}
 }
@@ -309,7 +325,7 @@ func (s *SecY) InstallRxSA(sci SCI, p SAParams) error {
 	sa.floor.Store(p.PN)
 	sc := s.AddRxSC(sci)
 	if old := sc.sa[p.AN].Swap(sa); old != nil {
-		old.crypto.key.Wipe()
+		s.retire(&old.crypto)
 	}
 	return nil
 }
@@ -334,7 +350,7 @@ func (s *SecY) SetRxLowestPN(sci SCI, an uint8, pn uint64) error {
 func (s *SecY) DeleteRxSA(sci SCI, an uint8) {
 	if sc := s.RxSC(sci); sc != nil {
 		if sa := sc.sa[an&3].Swap(nil); sa != nil {
-			sa.crypto.key.Wipe()
+			s.retire(&sa.crypto)
 		}
 	}
 }

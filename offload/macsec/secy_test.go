@@ -254,6 +254,37 @@ func TestPNExhaustionAndThreshold(t *testing.T) {
 	}
 }
 
+func TestTxPNLimitHoldsTransmission(t *testing.T) {
+	tx, rx := pair(t, Config{}, 100)
+	if err := tx.SetTxPNLimit(1, 103); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // PNs 100, 101, 102
+		if _, err := rx.Validate(nil, mustProtect(t, tx, ethFrame(64))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if _, err := tx.Protect(nil, ethFrame(64)); !errors.Is(err, ErrPNLimit) {
+			t.Fatalf("send at the PN limit: %v", err)
+		}
+	}
+	if pn := tx.TxSA(1).NextPN(); pn != 103 {
+		t.Fatalf("next PN %d after being held at the limit, want 103", pn)
+	}
+	// Raised: transmission resumes exactly where it stopped.
+	if err := tx.SetTxPNLimit(1, 200); err != nil {
+		t.Fatal(err)
+	}
+	p := mustProtect(t, tx, ethFrame(64))
+	if tag, _ := ParseSecTAG(p, 12); tag.PN != 103 {
+		t.Fatalf("PN %d after the limit was raised, want 103", tag.PN)
+	}
+	if err := tx.SetTxPNLimit(2, 1); err == nil {
+		t.Error("SetTxPNLimit on an absent SA succeeded")
+	}
+}
+
 func TestBadFramesCounted(t *testing.T) {
 	tx, _ := pair(t, Config{SendSCI: true}, 1)
 	good := mustProtect(t, tx, ethFrame(100))

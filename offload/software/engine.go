@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -33,8 +34,15 @@ type Options struct {
 	// forwarded. OnEAPOL gets a copy it may keep; it must not block long.
 	EAPOLTypes []uint16
 	OnEAPOL    func(frame []byte)
-	Workers    int // per direction; 0 means one per CPU
-	Log        *slog.Logger
+	// InClear are the protocol exceptions: frames they match cross in
+	// clear both ways, whatever the policy and SA state.
+	InClear []Exception
+	// ManagementVLAN, when not 0, is the in-band management VLAN of the
+	// plaintext port (802.1Q): its frames stay on the plaintext port's
+	// wire and never cross, either way.
+	ManagementVLAN uint16
+	Workers        int // per direction; 0 means one per CPU
+	Log            *slog.Logger
 	// Open opens the rings (tests may join a namespace first); nil opens
 	// them in the current network namespace.
 	Open func(fn func() error) error
@@ -46,11 +54,19 @@ type Stats struct {
 	PlainOut, LineOut atomic.Uint64 // frames written to each port
 	ToKeyAgreement    atomic.Uint64 // EAPOL frames from the line port
 	DroppedNoSA       atomic.Uint64 // must-secure: no SA, frame dropped
+	DroppedPNLimit    atomic.Uint64 // the transmit SA is held at its PN limit
 	ClearForwarded    atomic.Uint64 // should-secure: crossed in clear
 	Dropped           atomic.Uint64 // codec drops (its counters say why)
 	BadVLANInClear    atomic.Uint64 // line frames without the configured tags
 	RingTruncated     atomic.Uint64 // frames larger than a ring block
-	TxErrors          atomic.Uint64
+	// Protocol exceptions that crossed in clear, to and from the line.
+	InClearToLine, InClearFromLine atomic.Uint64
+	ManagementVLANDropped          atomic.Uint64 // management VLAN frames kept off the link
+	// Frames a port could not send: down, no carrier, or a driver that
+	// does not free its transmit ring.
+	LineTxDropped  atomic.Uint64
+	PlainTxDropped atomic.Uint64
+	TxErrors       atomic.Uint64
 }
 
 // Engine is a running datapath for one link.
@@ -66,6 +82,10 @@ type Engine struct {
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	err     atomic.Pointer[error]
+
+	visMu    sync.Mutex
+	watchers int  // captures that asked to see transmitted frames
+	closed   bool // the sockets are gone
 }
 
 var fanoutSeq atomic.Uint32
@@ -77,6 +97,14 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	}
 	if o.VLANsInClear < 0 || o.VLANsInClear > 2 {
 		return nil, fmt.Errorf("software datapath: %d VLAN tags in clear: want 0..2", o.VLANsInClear)
+	}
+	for _, x := range o.InClear {
+		if err := x.check(o.EAPOLTypes); err != nil {
+			return nil, fmt.Errorf("software datapath: %w", err)
+		}
+	}
+	if o.ManagementVLAN > 4094 {
+		return nil, fmt.Errorf("software datapath: management VLAN %d: want 1..4094", o.ManagementVLAN)
 	}
 	if o.Workers <= 0 {
 		o.Workers = 1
@@ -97,36 +125,42 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 		// link-fault pass-through).
 		base = 0
 	}
-	err := o.Open(func() error {
-		for range o.Workers {
-			rp, err := afpacket.OpenRx(o.Plain, afpacket.RxOptions{FanoutGroup: base, Promiscuous: true})
-			if err != nil {
-				return err
-			}
-			e.rxPlain = append(e.rxPlain, rp)
-			rl, err := afpacket.OpenRx(o.Line, afpacket.RxOptions{FanoutGroup: lineGroup(base), Promiscuous: true})
-			if err != nil {
-				return err
-			}
-			e.rxLine = append(e.rxLine, rl)
-			tl, err := afpacket.OpenTx(o.Line, afpacket.TxOptions{})
-			if err != nil {
-				return err
-			}
-			e.txLine = append(e.txLine, tl)
-			tp, err := afpacket.OpenTx(o.Plain, afpacket.TxOptions{})
-			if err != nil {
-				return err
-			}
-			e.txPlain = append(e.txPlain, tp)
-		}
-		var err error
-		e.eapolTx, err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Frames: 16})
+	// The rings open in parallel: each costs the kernel an RCU grace
+	// period, which would otherwise add up on every link start.
+	n := o.Workers
+	e.rxPlain, e.rxLine = make([]*afpacket.Rx, n), make([]*afpacket.Rx, n)
+	e.txPlain, e.txLine = make([]*afpacket.Tx, n), make([]*afpacket.Tx, n)
+	errs := make([]error, 4*n+1)
+	var opening sync.WaitGroup
+	open := func(i int, fn func() error) { opening.Go(func() { errs[i] = o.Open(fn) }) }
+	for w := range n {
+		open(4*w, func() (err error) {
+			e.rxPlain[w], err = afpacket.OpenRx(o.Plain, afpacket.RxOptions{FanoutGroup: base, Promiscuous: true})
+			return err
+		})
+		open(4*w+1, func() (err error) {
+			e.rxLine[w], err = afpacket.OpenRx(o.Line, afpacket.RxOptions{FanoutGroup: lineGroup(base), Promiscuous: true})
+			return err
+		})
+		open(4*w+2, func() (err error) {
+			e.txLine[w], err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Dropped: &e.Stats.LineTxDropped})
+			return err
+		})
+		open(4*w+3, func() (err error) {
+			e.txPlain[w], err = afpacket.OpenTx(o.Plain, afpacket.TxOptions{Dropped: &e.Stats.PlainTxDropped})
+			return err
+		})
+	}
+	open(4*n, func() (err error) {
+		e.eapolTx, err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Frames: 16, Dropped: &e.Stats.LineTxDropped})
 		return err
 	})
-	if err != nil {
-		e.close()
-		return nil, fmt.Errorf("software datapath %s<->%s: %w", o.Plain, o.Line, err)
+	opening.Wait()
+	for _, err := range errs {
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("software datapath %s<->%s: %w", o.Plain, o.Line, err)
+		}
 	}
 	ctx, e.cancel = context.WithCancel(ctx)
 	for i := range o.Workers {
@@ -147,9 +181,12 @@ func lineGroup(base uint16) uint16 {
 }
 
 // Stop stops the workers and closes the rings. After Stop nothing more
-// crosses: the datapath is the only path between the ports.
+// crosses: the datapath is the only path between the ports. It returns
+// promptly whatever the ports' state.
 func (e *Engine) Stop() {
 	e.cancel()
+	// Closing the receive rings wakes workers waiting for frames.
+	closeAll(e.rings(true, false))
 	e.wg.Wait()
 	e.close()
 }
@@ -162,27 +199,83 @@ func (e *Engine) Err() error {
 	return nil
 }
 
-func (e *Engine) close() {
-	for _, r := range append(e.rxPlain, e.rxLine...) {
-		r.Close()
+// Visible makes the frames the engine transmits visible to capture
+// sockets on its ports (on), or sends them straight to the driver again
+// when the last capture is done (off). Straight transmission skips the
+// kernel's capture taps: without this, a capture on a port sees only the
+// frames it receives.
+func (e *Engine) Visible(on bool) {
+	e.visMu.Lock()
+	defer e.visMu.Unlock()
+	if e.closed {
+		return
 	}
-	for _, t := range append(e.txPlain, e.txLine...) {
-		t.Close()
+	before := e.watchers
+	if on {
+		e.watchers++
+	} else if e.watchers > 0 {
+		e.watchers--
 	}
-	if e.eapolTx != nil {
-		e.eapolTx.Close()
+	if (before == 0) == (e.watchers == 0) {
+		return
+	}
+	for _, t := range append(append(append([]*afpacket.Tx{}, e.txPlain...), e.txLine...), e.eapolTx) {
+		if t != nil {
+			if err := t.SetQdiscBypass(e.watchers == 0); err != nil {
+				e.opts.Log.Warn("capture visibility", "port", t.Ifname, "err", err)
+			}
+		}
 	}
 }
 
+func (e *Engine) close() {
+	e.visMu.Lock()
+	e.closed = true
+	e.visMu.Unlock()
+	closeAll(e.rings(true, true))
+}
+
+// rings lists the receive and/or transmit rings that opened.
+func (e *Engine) rings(rx, tx bool) []io.Closer {
+	var out []io.Closer
+	for _, r := range append(e.rxPlain, e.rxLine...) {
+		if rx && r != nil {
+			out = append(out, r)
+		}
+	}
+	for _, t := range append(e.txPlain, append(e.txLine, e.eapolTx)...) {
+		if tx && t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// closeAll closes rings in parallel: each close waits for an RCU grace
+// period in the kernel.
+func closeAll(rings []io.Closer) {
+	var wg sync.WaitGroup
+	for _, r := range rings {
+		wg.Go(func() { r.Close() })
+	}
+	wg.Wait()
+}
+
 // SendEAPOL transmits a key agreement frame on the line port, unprotected
-// (802.1X frames are never MACsec-protected).
+// (802.1X frames are never MACsec-protected). It never blocks for long:
+// while the line cannot send, the frame is dropped, counted
+// (LineTxDropped) and an error says so.
 func (e *Engine) SendEAPOL(frame []byte) error {
 	e.eapolMu.Lock()
 	defer e.eapolMu.Unlock()
-	if err := e.eapolTx.Send(frame); err != nil {
-		return err
+	err := e.eapolTx.Send(frame)
+	if err == nil {
+		err = e.eapolTx.Flush()
 	}
-	return e.eapolTx.Flush()
+	if errors.Is(err, afpacket.ErrDropped) {
+		return fmt.Errorf("line port %s cannot send (down or no carrier): key agreement frame dropped", e.opts.Line)
+	}
+	return err
 }
 
 // worker state: its own output buffer, reused for every frame.
@@ -191,12 +284,18 @@ type handler func(out *afpacket.Tx, buf []byte, frame []byte) []byte
 func (e *Engine) run(ctx context.Context, in *afpacket.Rx, out *afpacket.Tx, h handler) {
 	defer e.wg.Done()
 	buf := make([]byte, 0, 64<<10) // room for a jumbo frame three times over
+	// The SecY wipes a retired SA's key schedule only once this worker is
+	// between batches.
+	r := e.opts.SecY.NewReader()
+	defer e.opts.SecY.Release(r)
 	for {
+		r.Enter()
 		_, trunc, err := in.Receive(ctx, func(frame []byte) { buf = h(out, buf, frame) })
+		r.Leave()
 		if trunc > 0 {
 			e.Stats.RingTruncated.Add(uint64(trunc))
 		}
-		if ferr := out.Flush(); ferr != nil {
+		if ferr := out.Flush(); ferr != nil && !errors.Is(ferr, afpacket.ErrDropped) {
 			e.Stats.TxErrors.Add(1)
 		}
 		if err != nil {
@@ -211,7 +310,9 @@ func (e *Engine) run(ctx context.Context, in *afpacket.Rx, out *afpacket.Tx, h h
 
 func (e *Engine) send(out *afpacket.Tx, frame []byte, ctr *atomic.Uint64) {
 	if err := out.Send(frame); err != nil {
-		e.Stats.TxErrors.Add(1)
+		if !errors.Is(err, afpacket.ErrDropped) { // the ring counted those
+			e.Stats.TxErrors.Add(1)
+		}
 		return
 	}
 	ctr.Add(1)
@@ -220,6 +321,15 @@ func (e *Engine) send(out *afpacket.Tx, frame []byte, ctr *atomic.Uint64) {
 // protect handles a frame from the plaintext port.
 func (e *Engine) protect(out *afpacket.Tx, buf, frame []byte) []byte {
 	e.Stats.PlainIn.Add(1)
+	if e.managementVLAN(frame) {
+		e.Stats.ManagementVLANDropped.Add(1)
+		return buf
+	}
+	if len(e.opts.InClear) > 0 && e.inClear(frame) {
+		e.Stats.InClearToLine.Add(1)
+		e.send(out, frame, &e.Stats.LineOut)
+		return buf
+	}
 	s := e.opts.SecY
 	tags := e.opts.VLANsInClear
 	if tags == 0 {
@@ -269,6 +379,10 @@ func (e *Engine) protectFailed(out *afpacket.Tx, frame []byte, err error) {
 		e.Stats.DroppedNoSA.Add(1)
 		return
 	}
+	if errors.Is(err, macsec.ErrPNLimit) {
+		e.Stats.DroppedPNLimit.Add(1)
+		return
+	}
 	e.Stats.Dropped.Add(1) // too long, PN exhausted: the codec counted it
 }
 
@@ -289,6 +403,11 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 			}
 		}
 	}
+	if len(e.opts.InClear) > 0 && e.inClear(frame) {
+		e.Stats.InClearFromLine.Add(1)
+		e.send(out, frame, &e.Stats.PlainOut)
+		return buf
+	}
 	s := e.opts.SecY
 	if tags > 0 && n < tags {
 		e.Stats.BadVLANInClear.Add(1)
@@ -304,8 +423,7 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 	pt, err := s.Validate(dst, in)
 	if err != nil {
 		if errors.Is(err, macsec.ErrNoTag) && e.opts.ShouldSecure && !e.rxUp() {
-			e.Stats.ClearForwarded.Add(1)
-			e.send(out, frame, &e.Stats.PlainOut)
+			e.toPlain(out, frame, &e.Stats.ClearForwarded)
 			return buf
 		}
 		e.Stats.Dropped.Add(1)
@@ -320,8 +438,22 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 		w = append(w, pt[12:]...)
 		pt = w
 	}
-	e.send(out, pt, &e.Stats.PlainOut)
+	e.toPlain(out, pt, nil)
 	return buf
+}
+
+// toPlain sends a frame from the line to the plaintext port, counting it
+// in ctr too when given, unless it is on the management VLAN: frames of
+// that VLAN from the far end would reach the management network.
+func (e *Engine) toPlain(out *afpacket.Tx, frame []byte, ctr *atomic.Uint64) {
+	if e.managementVLAN(frame) {
+		e.Stats.ManagementVLANDropped.Add(1)
+		return
+	}
+	if ctr != nil {
+		ctr.Add(1)
+	}
+	e.send(out, frame, &e.Stats.PlainOut)
 }
 
 // rxUp reports whether any receive SA is installed.

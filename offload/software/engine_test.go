@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,15 +26,24 @@ type wire struct {
 	eapol  chan []byte
 }
 
+var wireSeq atomic.Int32 // tests running in parallel get their own namespace
+
 var macA = net.HardwareAddr{2, 0, 0, 0, 0xa, 1}
 var macB = net.HardwareAddr{2, 0, 0, 0, 0xb, 1}
 
 func newWire(t *testing.T, suite macsec.CipherSuite, tags int, shouldSecure, keys bool, window uint32) *wire {
 	t.Helper()
+	return newWireWith(t, suite, tags, shouldSecure, keys, window, nil)
+}
+
+// newWireWith is newWire with a hook that adjusts each engine's options
+// (side "a" or "b") before it starts.
+func newWireWith(t *testing.T, suite macsec.CipherSuite, tags int, shouldSecure, keys bool, window uint32, mod func(side string, o *Options)) *wire {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces (make test runs as root in CI)")
 	}
-	ns, err := netns.Add(fmt.Sprintf("swsw%d", os.Getpid()))
+	ns, err := netns.Add(fmt.Sprintf("swsw%d-%d", os.Getpid(), wireSeq.Add(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,19 +82,28 @@ func newWire(t *testing.T, suite macsec.CipherSuite, tags int, shouldSecure, key
 		return s
 	}
 	w.sa, w.sb = mk(macA, macB, 1, 2), mk(macB, macA, 2, 1)
-	start := func(plain, line string, s *macsec.SecY) *Engine {
-		e, err := Start(context.Background(), Options{
+	start := func(side, plain, line string, s *macsec.SecY) *Engine {
+		o := Options{
 			Plain: plain, Line: line, SecY: s, VLANsInClear: tags, ShouldSecure: shouldSecure,
-			EAPOLTypes: []uint16{0x888e}, OnEAPOL: func(f []byte) { w.eapol <- f }, Workers: 2,
+			EAPOLTypes: []uint16{0x888e}, OnEAPOL: func(f []byte) {
+				select { // OnEAPOL must not block the datapath
+				case w.eapol <- f:
+				default:
+				}
+			}, Workers: 2,
 			Open: ns.Do,
-		})
+		}
+		if mod != nil {
+			mod(side, &o)
+		}
+		e, err := Start(context.Background(), o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(e.Stop)
 		return e
 	}
-	w.a, w.b = start("ap", "al", w.sa), start("bp", "bl", w.sb)
+	w.a, w.b = start("a", "ap", "al", w.sa), start("b", "bp", "bl", w.sb)
 	return w
 }
 

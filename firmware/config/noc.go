@@ -1,0 +1,181 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+)
+
+// The settings a network operations centre needs: clock synchronisation,
+// remote syslog and the metrics endpoint (system ntp, syslog, metrics).
+
+// NTP synchronises the clock.
+type NTP struct {
+	Server []NTPServer `json:"server"`
+}
+
+// NTPServer is one NTP server, by IP address (the appliance has no DNS
+// resolver).
+type NTPServer struct {
+	Address string `json:"address"`
+	// NTS requires Network Time Security (RFC 8915): the server's answers
+	// are authenticated, and a server without NTS is not used.
+	NTS bool `json:"nts,omitempty"`
+	// CAFile is the CA certificate (PEM) that signed the NTS server's
+	// certificate, on the config partition; "" uses the system's CAs.
+	CAFile string `json:"ca_file,omitempty"`
+	// ServerName is the name in the NTS server's certificate, default its
+	// address.
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// Syslog sends the system log to collectors.
+type Syslog struct {
+	Host []SyslogHost `json:"host"`
+	// Buffer is how many messages are kept per TCP/TLS collector while it
+	// is unreachable; older ones are dropped (and counted) beyond it.
+	Buffer int `json:"buffer,omitempty"`
+}
+
+// SyslogHost is one collector.
+type SyslogHost struct {
+	Address   string `json:"address"`
+	Port      int    `json:"port,omitempty"`      // default 514, 6514 for tls
+	Transport string `json:"transport,omitempty"` // udp (default), tcp or tls
+	Severity  string `json:"severity,omitempty"`  // lowest severity sent, default info
+	// CAFile is the CA certificate (PEM) that signed a TLS collector's
+	// certificate: a file on the config partition, relative to the
+	// config's directory.
+	CAFile string `json:"ca_file,omitempty"`
+	// ServerName is the name the collector's certificate must carry,
+	// default its address.
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// Metrics is the Prometheus endpoint on the management address.
+type Metrics struct {
+	Port int `json:"port"`
+}
+
+// Defaults of the NOC settings.
+const (
+	DefaultSyslogBuffer = 1000
+	DefaultSyslogPort   = 514
+	DefaultSyslogTLS    = 6514
+)
+
+// SyslogTransports are the ways to reach a collector.
+var SyslogTransports = []string{"udp", "tcp", "tls"}
+
+// Severities are the syslog severities (RFC 5424), most severe first:
+// the index is the severity's number.
+var Severities = []string{"emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"}
+
+// SeverityLevel is the RFC 5424 number of a severity name, -1 if unknown.
+func SeverityLevel(s string) int {
+	for i, n := range Severities {
+		if n == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// TransportName is the host's transport, "udp" when unset.
+func (h *SyslogHost) TransportName() string { return or(h.Transport, "udp") }
+
+// PortNumber is the host's port or the transport's default.
+func (h *SyslogHost) PortNumber() int {
+	switch {
+	case h.Port != 0:
+		return h.Port
+	case h.Transport == "tls":
+		return DefaultSyslogTLS
+	}
+	return DefaultSyslogPort
+}
+
+// SeverityName is the lowest severity sent to the host.
+func (h *SyslogHost) SeverityName() string { return or(h.Severity, "info") }
+
+// CAPath is the CA file's path, relative names taken from dir (the
+// config's directory).
+func (h *SyslogHost) CAPath(dir string) string {
+	if h.CAFile == "" || filepath.IsAbs(h.CAFile) {
+		return h.CAFile
+	}
+	return filepath.Join(dir, h.CAFile)
+}
+
+// BufferSize is the per-collector buffer in messages.
+func (s *Syslog) BufferSize() int {
+	if s.Buffer == 0 {
+		return DefaultSyslogBuffer
+	}
+	return s.Buffer
+}
+
+func checkNOC(s *System, add func(string, string, ...any)) {
+	if n := s.NTP; n != nil {
+		seen := map[string]bool{}
+		for i, srv := range n.Server {
+			p := fmt.Sprintf("system.ntp.server[%d].address", i)
+			a, err := netip.ParseAddr(srv.Address)
+			switch {
+			case err != nil || a.IsUnspecified() || a.IsMulticast():
+				add(p, "%q: want the server's IP address (the appliance has no DNS resolver)", srv.Address)
+			case seen[a.String()]:
+				add(p, "%s is listed twice", a)
+			}
+			seen[a.String()] = true
+			if !srv.NTS && (srv.CAFile != "" || srv.ServerName != "") {
+				add(fmt.Sprintf("system.ntp.server[%d].nts", i), "ca_file and server_name are for NTS servers: set nts")
+			}
+		}
+		if len(n.Server) > 8 {
+			add("system.ntp.server", "%d servers: at most 8", len(n.Server))
+		}
+	}
+	if sl := s.Syslog; sl != nil {
+		if sl.Buffer < 0 || sl.Buffer > 100000 {
+			add("system.syslog.buffer", "%d: want 1..100000 messages (0: the default, %d)", sl.Buffer, DefaultSyslogBuffer)
+		}
+		seen := map[string]int{}
+		for i := range sl.Host {
+			h := &sl.Host[i]
+			p := fmt.Sprintf("system.syslog.host[%d]", i)
+			a, err := netip.ParseAddr(h.Address)
+			if err != nil || a.IsUnspecified() || a.IsMulticast() {
+				add(p+".address", "%q: want the collector's IP address (the appliance has no DNS resolver)", h.Address)
+			} else if j, dup := seen[a.String()]; dup {
+				add(p+".address", "%s is also host[%d]", a, j)
+			}
+			seen[a.String()] = i
+			if h.Port < 0 || h.Port > 65535 {
+				add(p+".port", "%d: want 1..65535 (0: the default, 514 or 6514 for tls)", h.Port)
+			}
+			switch h.Transport {
+			case "", "udp", "tcp", "tls":
+			default:
+				add(p+".transport", "%q: want %s", h.Transport, strings.Join(SyslogTransports, ", "))
+			}
+			if h.Severity != "" && SeverityLevel(h.Severity) < 0 {
+				add(p+".severity", "%q: want one of %s", h.Severity, strings.Join(Severities, ", "))
+			}
+			if h.Transport == "tls" && h.CAFile == "" {
+				add(p+".ca_file", "missing: tls needs the CA certificate (PEM) that signed the collector's certificate, a file on the config partition")
+			}
+			if h.Transport != "tls" && (h.CAFile != "" || h.ServerName != "") {
+				add(p+".transport", "ca_file and server_name are for transport tls")
+			}
+		}
+	}
+	if m := s.Metrics; m != nil {
+		if m.Port < 1 || m.Port > 65535 {
+			add("system.metrics.port", "%d: want 1..65535, such as 9100", m.Port)
+		} else if m.Port == s.SSHPort() {
+			add("system.metrics.port", "%d is the SSH port", m.Port)
+		}
+	}
+}
