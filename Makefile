@@ -93,7 +93,8 @@ fuzz:
 DURATION ?= 30m
 soak: deps
 	@mkdir -p build
-	$(GO) test -tags soak -count=1 -run '^TestSoak$$' -timeout 24h -v ./cmd/secwire/ -args -soak.duration=$(DURATION) | tee build/soak.txt
+	@{ $(GO) test -tags soak -count=1 -run '^TestSoak$$' -timeout 24h -v ./cmd/secwire/ -args -soak.duration=$(DURATION); \
+		echo $$? > build/soak.rc; } | tee build/soak.txt; exit $$(cat build/soak.rc)
 
 clean:
 	rm -rf build
