@@ -203,7 +203,7 @@ func TestForwardsProtectedBothWays(t *testing.T) {
 				sc := w.sb.RxSC(macsec.MakeSCI(macA, 1))
 				t.Fatalf("h2 got %d of %d frames; A %s; B %s; B late %d notValid %d badTag %d; B ring drops %d",
 					len(got), len(frames), statsOf(w.a), statsOf(w.b), sc.Stats.InPktsLate.Load(), sc.SA(1).Stats.InPktsNotValid.Load(),
-					w.sb.Stats.InPktsBadTag.Load(), w.b.rxLine[0].Drops()+w.b.rxLine[1].Drops())
+					w.sb.Stats.InPktsBadTag.Load(), w.b.rxLine.Drops())
 			}
 			checkFlowOrder(t, frames, got)
 			// And back.

@@ -131,7 +131,7 @@ func forwardRun(b *testing.B, mode string, size int, dur time.Duration) (pps, gb
 		if tx, err = afpacket.OpenTx("gen", afpacket.TxOptions{FrameSize: 2048, Frames: 1024}); err != nil {
 			return err
 		}
-		rx, err = afpacket.OpenRx("sink", afpacket.RxOptions{Promiscuous: true, Blocks: 64})
+		rx, err = afpacket.OpenRx("sink", afpacket.RxOptions{Promiscuous: true})
 		return err
 	})
 	if err != nil {
