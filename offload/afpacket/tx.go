@@ -247,4 +247,3 @@ func (t *Tx) Close() error {
 	t.fd = -1
 	return unix.Close(fd)
 }
-
