@@ -319,3 +319,11 @@ func (r *Rx) Close() error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Fd is the socket, for callers that poll it with other descriptors.
+func (r *Rx) Fd() int { return r.fd }
+
+// Ready reports whether a frame waits at the head of the ring.
+func (r *Rx) Ready() bool {
+	return atomic.LoadUint32(r.status(int(r.next.Load())))&unix.TP_STATUS_USER != 0
+}

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 
 	"github.com/secwire/secwire/offload/afpacket"
+	"github.com/secwire/secwire/offload/afxdp"
 	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/ring"
 )
@@ -45,7 +46,11 @@ type Options struct {
 	// wire and never cross, either way.
 	ManagementVLAN uint16
 	Workers        int // per direction; 0 means 1
-	Log            *slog.Logger
+	// Rings is the kernel interface the frames cross: "af_xdp",
+	// "af_packet", or "" / "auto": AF_XDP where the ports' drivers run
+	// XDP programs natively, else AF_PACKET.
+	Rings string
+	Log   *slog.Logger
 	// Open opens the rings (tests may join a namespace first); nil opens
 	// them in the current network namespace.
 	Open func(fn func() error) error
@@ -119,10 +124,44 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	if o.Open == nil {
 		o.Open = func(fn func() error) error { return fn() }
 	}
-	e := &Engine{opts: o, rings: "af_packet"}
-	// The rings open in parallel: each costs the kernel an RCU grace
-	// period, which would otherwise add up on every link start. All the
-	// workers of a direction share one receive and one transmit ring.
+	e := &Engine{opts: o}
+	var err error
+	switch o.Rings {
+	case "af_xdp":
+		err = e.openXDP()
+	case "", "auto":
+		if xerr := e.openXDP(); xerr != nil {
+			o.Log.Info("software datapath: AF_XDP not available, using AF_PACKET", "reason", xerr)
+			err = e.openPacket()
+		}
+	case "af_packet":
+		err = e.openPacket()
+	default:
+		err = fmt.Errorf("rings %q: want auto, af_xdp or af_packet", o.Rings)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("software datapath %s<->%s: %w", o.Plain, o.Line, err)
+	}
+	e.protecting = newPipe(e, e.rxPlain, e.txLine, (*Engine).protect, (*Engine).seal)
+	e.validating = newPipe(e, e.rxLine, e.txPlain, nil, (*Engine).validate)
+	ctx, e.cancel = context.WithCancel(ctx)
+	for range o.Workers {
+		e.wg.Add(2)
+		go e.run(ctx, e.protecting, o.Plain)
+		go e.run(ctx, e.validating, o.Line)
+	}
+	o.Log.Info("software datapath up", "plain", o.Plain, "line", o.Line, "workers", o.Workers, "rings", e.rings,
+		"cipher", o.SecY.Config().Suite, "policy", map[bool]string{true: "should-secure", false: "must-secure"}[o.ShouldSecure])
+	return e, nil
+}
+
+// openPacket opens AF_PACKET rings on both ports. The rings open in
+// parallel: each costs the kernel an RCU grace period, which would
+// otherwise add up on every link start. All the workers of a direction
+// share one receive and one transmit ring.
+func (e *Engine) openPacket() error {
+	o := &e.opts
+	e.rings = "af_packet"
 	errs := make([]error, 5)
 	var opening sync.WaitGroup
 	open := func(i int, fn func() error) { opening.Go(func() { errs[i] = o.Open(fn) }) }
@@ -142,28 +181,57 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 		e.txPlain, err = openTx(o.Plain, &e.Stats.PlainTxDropped)
 		return err
 	})
-	open(4, func() (err error) {
-		e.eapolTx, err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Frames: 16, Dropped: &e.Stats.LineTxDropped})
-		return err
-	})
+	open(4, e.openEAPOL)
 	opening.Wait()
-	for _, err := range errs {
-		if err != nil {
-			e.close()
-			return nil, fmt.Errorf("software datapath %s<->%s: %w", o.Plain, o.Line, err)
+	if err := errors.Join(errs...); err != nil {
+		e.close()
+		return err
+	}
+	return nil
+}
+
+// openXDP opens AF_XDP on both ports; it fails, leaving nothing open,
+// where a port's driver or the kernel cannot run it natively.
+func (e *Engine) openXDP() error {
+	o := &e.opts
+	e.rings = "af_xdp"
+	var plain, line *afxdp.Port
+	errs := make([]error, 3)
+	var opening sync.WaitGroup
+	opening.Go(func() {
+		errs[0] = o.Open(func() (err error) {
+			plain, err = afxdp.Open(o.Plain, afxdp.Options{Dropped: &e.Stats.PlainTxDropped})
+			return err
+		})
+	})
+	opening.Go(func() {
+		errs[1] = o.Open(func() (err error) {
+			line, err = afxdp.Open(o.Line, afxdp.Options{Dropped: &e.Stats.LineTxDropped})
+			return err
+		})
+	})
+	opening.Go(func() { errs[2] = o.Open(e.openEAPOL) })
+	opening.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, p := range []*afxdp.Port{plain, line} {
+			if p != nil {
+				p.Close()
+			}
 		}
+		if e.eapolTx != nil {
+			e.eapolTx.Close()
+			e.eapolTx = nil
+		}
+		return err
 	}
-	e.protecting = newPipe(e, e.rxPlain, e.txLine, (*Engine).protect, (*Engine).seal)
-	e.validating = newPipe(e, e.rxLine, e.txPlain, nil, (*Engine).validate)
-	ctx, e.cancel = context.WithCancel(ctx)
-	for range o.Workers {
-		e.wg.Add(2)
-		go e.run(ctx, e.protecting, o.Plain)
-		go e.run(ctx, e.validating, o.Line)
-	}
-	o.Log.Info("software datapath up", "plain", o.Plain, "line", o.Line, "workers", o.Workers, "rings", e.rings,
-		"cipher", o.SecY.Config().Suite, "policy", map[bool]string{true: "should-secure", false: "must-secure"}[o.ShouldSecure])
-	return e, nil
+	e.rxPlain, e.txPlain = plain, plain.Tx()
+	e.rxLine, e.txLine = line, line.Tx()
+	return nil
+}
+
+func (e *Engine) openEAPOL() (err error) {
+	e.eapolTx, err = afpacket.OpenTx(e.opts.Line, afpacket.TxOptions{Frames: 16, Dropped: &e.Stats.LineTxDropped})
+	return err
 }
 
 func openRx(port string) (ring.Rx, error) {
@@ -222,6 +290,15 @@ func (e *Engine) Visible(on bool) {
 	for _, t := range []ring.Tx{e.txPlain, e.txLine, e.eapolTx} {
 		if err := t.SetQdiscBypass(e.watchers == 0); err != nil {
 			e.opts.Log.Warn("capture visibility", "err", err)
+		}
+	}
+	// AF_XDP takes received frames before the capture taps: while
+	// watched, they come through the kernel stack.
+	for _, r := range []ring.Rx{e.rxPlain, e.rxLine} {
+		if v, ok := r.(interface{ SetVisible(bool) error }); ok {
+			if err := v.SetVisible(e.watchers > 0); err != nil {
+				e.opts.Log.Warn("capture visibility", "err", err)
+			}
 		}
 	}
 }
