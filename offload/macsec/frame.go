@@ -51,7 +51,7 @@ func (s *SecY) Protect(dst, frame []byte) ([]byte, error) {
 	if err != nil {
 		return dst[:0], err
 	}
-	return s.Seal(dst, frame, r), nil
+	return s.Seal(dst, frame, r, nil), nil
 }
 
 // A Reservation is a PN taken on the encoding SA for one frame, to be
@@ -99,8 +99,9 @@ func (s *SecY) Reserve(frame []byte) (Reservation, error) {
 }
 
 // Seal appends the protected form of frame under r to dst[:0]. The frame
-// must be the one (or as long as the one) r was reserved for.
-func (s *SecY) Seal(dst, frame []byte, r Reservation) []byte {
+// must be the one (or as long as the one) r was reserved for. It counts
+// the frame in t, or, when t is nil, in the shared counters at once.
+func (s *SecY) Seal(dst, frame []byte, r Reservation, t *Tally) []byte {
 	sa := r.sa
 	user := frame[macLen:]
 	hdr := macLen + 8
@@ -122,6 +123,10 @@ func (s *SecY) Seal(dst, frame []byte, r Reservation) []byte {
 	if s.cfg.IntegrityOnly {
 		out = append(out, user...)
 		out = sa.crypto.aead.Seal(out, iv[:], nil, out)
+		if t != nil {
+			t.countTx(s, sa, false, len(user))
+			return out
+		}
 		sa.Stats.OutPktsProtected.Add(1)
 		s.TxSC.OutPktsProtected.Add(1)
 		s.TxSC.OutOctetsProtected.Add(uint64(len(user)))
@@ -130,6 +135,10 @@ func (s *SecY) Seal(dst, frame []byte, r Reservation) []byte {
 	off := min(s.cfg.Offset, len(user))
 	out = append(out, user[:off]...)
 	out = sa.crypto.aead.Seal(out, iv[:], user[off:], out)
+	if t != nil {
+		t.countTx(s, sa, true, len(user))
+		return out
+	}
 	sa.Stats.OutPktsEncrypted.Add(1)
 	s.TxSC.OutPktsEncrypted.Add(1)
 	s.TxSC.OutOctetsEncrypted.Add(uint64(len(user)))
@@ -146,7 +155,7 @@ func (s *SecY) Validate(dst, frame []byte) ([]byte, error) {
 	if err != nil {
 		return out, err
 	}
-	if err := s.Accept(&o); err != nil {
+	if err := s.Accept(&o, nil); err != nil {
 		return dst[:0], err
 	}
 	return out, nil
@@ -270,10 +279,10 @@ func (s *SecY) Open(dst, frame []byte) ([]byte, Opened, error) {
 }
 
 // Accept completes the validation of a frame Open verified: it moves the
-// replay window and counts the frame. A frame Accept refuses (ErrLate:
-// a frame with a higher PN was accepted meanwhile, beyond the window)
-// must be dropped.
-func (s *SecY) Accept(o *Opened) error {
+// replay window and counts the frame, in t or, when t is nil, in the
+// shared counters at once. A frame Accept refuses (ErrLate: a frame with
+// a higher PN was accepted meanwhile, beyond the window) must be dropped.
+func (s *SecY) Accept(o *Opened, t *Tally) error {
 	sa := o.sa
 	if sa == nil { // delivered unchecked: counted by Open
 		return nil
@@ -281,6 +290,10 @@ func (s *SecY) Accept(o *Opened) error {
 	if !sa.update(o.pn, o.replay) {
 		o.sc.Stats.InPktsLate.Add(1)
 		return drop(ErrLate, "PN %#x fell below the replay window on SA %d", o.pn, sa.AN)
+	}
+	if t != nil {
+		t.countRx(s, o)
+		return nil
 	}
 	if o.pn < o.lowest {
 		o.sc.Stats.InPktsDelayed.Add(1)

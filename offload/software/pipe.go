@@ -57,6 +57,7 @@ type batch struct {
 	ticket uint64
 	frames []ring.Frame
 	items  []item
+	tally  macsec.Tally // the batch's codec counters, flushed after it
 }
 
 func (p *pipe) newBatch() *batch {
@@ -64,6 +65,7 @@ func (p *pipe) newBatch() *batch {
 	buf := make([]byte, maxBatch*stride)
 	for i := range b.items {
 		b.items[i].area = buf[i*stride : (i+1)*stride : (i+1)*stride]
+		b.items[i].tally = &b.tally
 	}
 	return b
 }
@@ -92,9 +94,10 @@ type item struct {
 	tags   []byte         // VLAN tags in clear, taken off in
 	tagBuf [8]byte
 	area   []byte // output room, stride bytes
+	tally  *macsec.Tally
 }
 
-func (it *item) reset() { *it = item{area: it.area} }
+func (it *item) reset() { *it = item{area: it.area, tally: it.tally} }
 
 // pass sends frame unchanged, counted in ctr.
 func (it *item) pass(frame []byte, ctr *atomic.Uint64) {
@@ -150,6 +153,7 @@ func (p *pipe) step(ctx context.Context, r *macsec.Reader, b *batch) error {
 	}
 	r.Leave()
 	p.commit(b, n)
+	p.e.opts.SecY.Flush(&b.tally)
 	return nil
 }
 
@@ -169,7 +173,7 @@ func (p *pipe) commit(b *batch, n int) {
 				e.opts.OnEAPOL(append([]byte(nil), it.in...))
 			}
 		case openedFrame:
-			if e.opts.SecY.Accept(&it.opened) != nil {
+			if e.opts.SecY.Accept(&it.opened, it.tally) != nil {
 				e.Stats.Dropped.Add(1)
 				break
 			}
@@ -209,7 +213,7 @@ func (e *Engine) seal(it *item, _ []byte) {
 	switch it.kind {
 	case sealFrame:
 		t := len(it.tags)
-		it.out = it.withTags(e.opts.SecY.Seal(it.dst(t), it.in, it.res))
+		it.out = it.withTags(e.opts.SecY.Seal(it.dst(t), it.in, it.res, it.tally))
 	case restoreTags:
 		it.out = it.withTags(append(it.dst(len(it.tags)), it.in...))
 	}
