@@ -167,6 +167,16 @@ func (p *Port) Release(f ring.Frame) {
 	}
 }
 
+// Ready reports whether a frame waits on any queue.
+func (p *Port) Ready() bool {
+	for _, s := range p.socks {
+		if atomic.LoadUint32(s.rx.prod) != atomic.LoadUint32(s.rx.cons) {
+			return true
+		}
+	}
+	return p.packet.Ready()
+}
+
 // Wait blocks until a frame may be waiting on any queue.
 func (p *Port) Wait(ctx context.Context) error {
 	pfd := make([]unix.PollFd, 0, len(p.socks)+2)

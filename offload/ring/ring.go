@@ -24,6 +24,8 @@ type Rx interface {
 	Take(dst []Frame) (n, truncated int)
 	// Release gives a taken frame's buffer back to the kernel.
 	Release(f Frame)
+	// Ready reports whether a frame is waiting, without a syscall.
+	Ready() bool
 	// Wait blocks until a frame may be waiting, ctx is done, or the ring
 	// is interrupted.
 	Wait(ctx context.Context) error

@@ -25,6 +25,7 @@ func (f *feed) Take(dst []ring.Frame) (n, _ int) {
 	return n, 0
 }
 func (f *feed) Release(ring.Frame)             { f.released++ }
+func (f *feed) Ready() bool                    { return len(f.frames) > 0 }
 func (f *feed) Wait(ctx context.Context) error { return ctx.Err() }
 func (f *feed) Interrupt()                     {}
 func (f *feed) Drops() uint64                  { return 0 }
