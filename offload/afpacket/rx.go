@@ -22,9 +22,6 @@ import (
 
 // RxOptions tune a receive ring.
 type RxOptions struct {
-	// FanoutGroup, when not 0, joins the socket to a PACKET_FANOUT_HASH
-	// group: the kernel spreads flows across the group's sockets.
-	FanoutGroup uint16
 	// Promiscuous makes the interface deliver every frame on the wire.
 	Promiscuous bool
 	// FrameSize is a slot's size; the default fits the interface's MTU
@@ -148,16 +145,6 @@ func OpenRx(ifname string, o RxOptions) (*Rx, error) {
 		mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
 		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
 			return fail("promiscuous mode", err)
-		}
-	}
-	if o.FanoutGroup != 0 {
-		// A fanout group receives through its own hook, which ignores
-		// outgoing frames only when the group is made with this flag
-		// (the socket option above does not carry over): without it the
-		// readers would take frames sent on the port as input.
-		mode := unix.PACKET_FANOUT_HASH | unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(o.FanoutGroup)|mode<<16); err != nil {
-			return fail("PACKET_FANOUT", err)
 		}
 	}
 	return r, nil
