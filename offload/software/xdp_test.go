@@ -13,15 +13,15 @@ import (
 )
 
 // TestAFXDPForwardsProtectedBothWays runs both engines on AF_XDP (native
-// XDP on veth, which auto picks at MTU 1500) with two workers: frames
+// XDP on veth, copy mode) with two workers: frames
 // cross protected, in order, a VLAN tag the host's stack carried in
 // metadata crosses with the frame, and the line shows only MACsec, to a
 // capture too.
 func TestAFXDPForwardsProtectedBothWays(t *testing.T) {
-	w := newWireMTU(t, 1500, 1600, macsec.GCMAESXPN256, 0, false, true, 0, nil)
+	w := newWireMTU(t, 1500, 1600, macsec.GCMAESXPN256, 0, false, true, 0, func(_ string, o *Options) { o.Rings = "af_xdp" })
 	for _, e := range []*Engine{w.a, w.b} {
 		if e.Rings() != "af_xdp" {
-			t.Fatalf("auto chose %s on veth at MTU 1500, want af_xdp", e.Rings())
+			t.Fatalf("engine runs on %s, want af_xdp", e.Rings())
 		}
 	}
 	h1, h2, line := w.port(t, "hp"), w.port(t, "hq"), w.port(t, "bl")
@@ -85,5 +85,28 @@ func TestAFXDPForwardsProtectedBothWays(t *testing.T) {
 	}
 	if late := w.sb.RxSC(macsec.MakeSCI(macA, 1)).Stats.InPktsLate.Load(); late != 0 {
 		t.Fatalf("B counted %d frames late with replay window 0", late)
+	}
+}
+
+// TestAutoFallsBackToAFPacket: veth runs XDP natively but only in copy
+// mode, so auto takes AF_PACKET, leaves no XDP program on the ports, and
+// the link works.
+func TestAutoFallsBackToAFPacket(t *testing.T) {
+	w := newWireMTU(t, 1500, 1600, macsec.GCMAES128, 0, false, true, 64, nil)
+	for _, e := range []*Engine{w.a, w.b} {
+		if e.Rings() != "af_packet" {
+			t.Fatalf("auto chose %s on veth, want af_packet", e.Rings())
+		}
+	}
+	for _, dev := range []string{"ap", "al", "bl", "bp"} {
+		out, _ := w.ns.Command("ip", "link", "show", "dev", dev).CombinedOutput()
+		if bytes.Contains(out, []byte("xdp")) {
+			t.Fatalf("an XDP program stayed on %s after the fallback:\n%s", dev, out)
+		}
+	}
+	h1, h2 := w.port(t, "hp"), w.port(t, "hq")
+	h1.send(t, testFrame(1, 500))
+	if got := h2.collect(1, 5*time.Second, isTest); len(got) != 1 {
+		t.Fatal("no frame crossed after the fallback")
 	}
 }
