@@ -391,7 +391,6 @@ func (e *Engine) run(ctx context.Context, p *pipe, port string) {
 // pipe's order is held, so PNs are taken in arrival order. The frame is
 // sealed later, in parallel with other workers, by seal.
 func (e *Engine) protect(it *item, frame []byte) {
-	e.Stats.PlainIn.Add(1)
 	if e.managementVLAN(frame) {
 		e.Stats.ManagementVLANDropped.Add(1)
 		return
@@ -441,7 +440,6 @@ func (e *Engine) protect(it *item, frame []byte) {
 // validate handles a frame from the line port, in parallel with other
 // workers; its replay check completes in arrival order (accept).
 func (e *Engine) validate(it *item, frame []byte) {
-	e.Stats.LineIn.Add(1)
 	tags := e.opts.VLANsInClear
 	n := vlanTags(frame, tags)
 	if len(frame) >= 14+4*n {
@@ -488,25 +486,27 @@ func (e *Engine) validate(it *item, frame []byte) {
 // toPlain sends a frame from the line to the plaintext port, counting it
 // in ctr too when given, unless it is on the management VLAN: frames of
 // that VLAN from the far end would reach the management network.
-func (e *Engine) toPlain(out ring.Tx, frame []byte, ctr *atomic.Uint64) {
+// It reports whether the frame was queued.
+func (e *Engine) toPlain(out ring.Tx, frame []byte, ctr *atomic.Uint64) bool {
 	if e.managementVLAN(frame) {
 		e.Stats.ManagementVLANDropped.Add(1)
-		return
+		return false
 	}
 	if ctr != nil {
 		ctr.Add(1)
 	}
-	e.send(out, frame, &e.Stats.PlainOut)
+	return e.send(out, frame)
 }
 
-func (e *Engine) send(out ring.Tx, frame []byte, ctr *atomic.Uint64) {
+// send queues a frame and reports whether it could.
+func (e *Engine) send(out ring.Tx, frame []byte) bool {
 	if err := out.Send(frame); err != nil {
 		if !errors.Is(err, afpacket.ErrDropped) { // the ring counted those
 			e.Stats.TxErrors.Add(1)
 		}
-		return
+		return false
 	}
-	ctr.Add(1)
+	return true
 }
 
 // rxUp reports whether any receive SA is installed.

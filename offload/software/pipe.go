@@ -31,6 +31,9 @@ type pipe struct {
 	out      ring.Tx
 	ordered  func(e *Engine, it *item, frame []byte) // step 1, may be nil
 	parallel func(e *Engine, it *item, frame []byte) // step 2
+	// The engine's counters of frames read and written, added to once
+	// per batch.
+	inCtr, outCtr *atomic.Uint64
 
 	seq    sync.Mutex
 	ticket uint64 // next batch's ticket, under seq
@@ -59,6 +62,12 @@ const stride = 16<<10 + 256
 func newPipe(e *Engine, in ring.Rx, out ring.Tx, ordered, parallel func(*Engine, *item, []byte)) *pipe {
 	p := &pipe{e: e, in: in, out: out, ordered: ordered, parallel: parallel}
 	p.cond.L = &p.cmu
+	// Protect reads the plaintext port and writes the line; validate the
+	// other way.
+	p.inCtr, p.outCtr = &e.Stats.PlainIn, &e.Stats.LineOut
+	if ordered == nil {
+		p.inCtr, p.outCtr = &e.Stats.LineIn, &e.Stats.PlainOut
+	}
 	return p
 }
 
@@ -153,6 +162,7 @@ func (p *pipe) step(ctx context.Context, r *macsec.Reader, b *batch) error {
 		return p.in.Wait(ctx)
 	}
 	b.busy = true
+	p.inCtr.Add(uint64(n))
 	// From here the batch always reaches commit: a later ticket waits
 	// for it.
 	b.ticket = p.ticket
@@ -198,8 +208,10 @@ func (p *pipe) commit(b *batch, n int) {
 	for p.turn != b.ticket {
 		p.cond.Wait()
 	}
+	sent := 0
 	for i := range b.items[:n] {
 		it := &b.items[i]
+		ok := false
 		switch it.kind {
 		case dropFrame:
 		case keyAgreement:
@@ -211,18 +223,22 @@ func (p *pipe) commit(b *batch, n int) {
 				e.Stats.Dropped.Add(1)
 				break
 			}
-			e.toPlain(p.out, it.out, nil)
+			ok = e.toPlain(p.out, it.out, nil)
 		case passFrame:
-			p.sendCounted(it)
+			ok = p.sendCounted(it)
 		default: // sealFrame, restoreTags
 			if it.plain {
-				e.toPlain(p.out, it.out, it.ctr)
+				ok = e.toPlain(p.out, it.out, it.ctr)
 			} else {
-				p.sendCounted(it)
+				ok = p.sendCounted(it)
 			}
+		}
+		if ok {
+			sent++
 		}
 		p.in.Release(b.frames[i])
 	}
+	p.outCtr.Add(uint64(sent))
 	if err := p.out.Flush(); err != nil && !errors.Is(err, afpacket.ErrDropped) {
 		e.Stats.TxErrors.Add(1)
 	}
@@ -231,15 +247,11 @@ func (p *pipe) commit(b *batch, n int) {
 	p.cmu.Unlock()
 }
 
-func (p *pipe) sendCounted(it *item) {
+func (p *pipe) sendCounted(it *item) bool {
 	if it.ctr != nil {
 		it.ctr.Add(1)
 	}
-	ctr := &p.e.Stats.LineOut
-	if it.plain {
-		ctr = &p.e.Stats.PlainOut
-	}
-	p.e.send(p.out, it.out, ctr)
+	return p.e.send(p.out, it.out)
 }
 
 // seal is protect's parallel step.
