@@ -258,3 +258,68 @@ func TestOpenFailsCleanlyWhereXDPCannotRun(t *testing.T) {
 		t.Fatalf("an XDP program stayed on the port:\n%s", out)
 	}
 }
+
+// TestTxSurvivesPortDown: while the port is down, Send and Flush return
+// at once and count the frames they drop; once it is up, frames flow.
+func TestTxSurvivesPortDown(t *testing.T) {
+	ns := testNS(t, 1500)
+	var p *Port
+	var peerRx *afpacket.Rx
+	err := ns.Do(func() (err error) {
+		if p, err = Open("x0", Options{}); err != nil {
+			return err
+		}
+		peerRx, err = afpacket.OpenRx("x1", afpacket.RxOptions{Promiscuous: true})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	defer peerRx.Close()
+	if err := ns.IP("link", "set", "dev", "x0", "down"); err != nil {
+		t.Fatal(err)
+	}
+	tx := p.Tx()
+	start := time.Now()
+	for i := range 3000 { // three times the transmit ring
+		tx.Send(marked(i, 100))
+		if i%32 == 31 {
+			tx.Flush()
+		}
+	}
+	tx.Flush()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("sending to a down port took %v", d)
+	}
+	dropped := p.tx.dropped.Load()
+	if dropped == 0 {
+		t.Fatal("no frames counted as dropped while the port was down")
+	}
+	if err := ns.IP("link", "set", "dev", "x0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i := range 100 {
+		if err := tx.Send(marked(100000+i, 100)); err != nil {
+			t.Fatalf("Send after the port came back: %v", err)
+		}
+	}
+	tx.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got := map[uint32]bool{}
+	for len(got) < 100 && ctx.Err() == nil {
+		peerRx.Receive(ctx, func(f []byte) {
+			if bytes.Contains(f, []byte("MARKER-afxdp")) {
+				if seq := binary.BigEndian.Uint32(f[14:]); seq >= 100000 {
+					got[seq] = true
+				}
+			}
+		})
+	}
+	if len(got) != 100 {
+		t.Fatalf("after the port came back %d of 100 frames arrived (dropped while down: %d)", len(got), dropped)
+	}
+	t.Logf("dropped while down: %d", dropped)
+}
