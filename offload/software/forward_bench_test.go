@@ -238,7 +238,7 @@ func forwardRun(b *testing.B, c fwdCase, size int, dur time.Duration) (res fwdRe
 		}
 		tx.Flush()
 	}
-	time.Sleep(300 * time.Millisecond)       // frames in flight
+	time.Sleep(300 * time.Millisecond)           // frames in flight
 	machine := float64(busyJiffies()-cpu0) / 100 // USER_HZ
 	self := (selfCPU() - self0).Seconds()
 	n := float64(received.Load())
