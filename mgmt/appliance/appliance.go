@@ -19,6 +19,7 @@ import (
 	"github.com/secwire/secwire/firmware/boot"
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/timesync"
@@ -93,6 +94,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 				"Kernel: " + unix.ByteSliceToString(uts.Release[:]),
 				"Boot slot: secwire-boot (single slot), config partition " + boot.ConfigPartName,
 				"Booted: " + booted.Format(time.DateTime),
+				runtimeLine(),
 			}
 		},
 		Ports: func() []drivers.Port {
@@ -107,6 +109,20 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 			}
 			return reboot(log)
 		},
+	}
+	if b.TestHooks {
+		env.StallMKA = m.StallMKA
+	}
+	// The watchdog is fed only while the links, their key agreement and
+	// the management plane (a silent operator session) make progress.
+	beat := &health.Beat{}
+	beat.Mark(time.Now())
+	go cli.Heartbeat(ctx, env, beat, time.Second)
+	if b.Health != nil {
+		b.Health.Add("links", m.Health)
+		b.Health.Add("management", func(now time.Time) error {
+			return health.Stale("the CLI (show mka)", beat.Last(), now, health.StaleAfter)
+		})
 	}
 	limiter := access.NewLimiter()
 	pl.SSH = &sshd.Server{Env: env, HostKey: HostKeyFile, Limiter: limiter, Sessions: sessions, Log: log}
@@ -132,6 +148,12 @@ func rawConsole(f *os.File) {
 	if term.IsTerminal(int(f.Fd())) {
 		term.MakeRaw(int(f.Fd()))
 	}
+}
+
+// runtimeLine is the firmware's resource use for show system.
+func runtimeLine() string {
+	r := health.ReadRuntime()
+	return fmt.Sprintf("Firmware: RSS %.1f MiB, %d goroutines, %d threads", float64(r.RSSBytes)/(1<<20), r.Goroutines, r.Threads)
 }
 
 func reboot(log *slog.Logger) error {
