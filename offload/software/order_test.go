@@ -83,5 +83,8 @@ func TestWorkersKeepPNOrder(t *testing.T) {
 		t.Fatalf("B counted %d frames late (window 0), %d OK; h2 got %d of %d in order; A %s; B %s; B ring drops %d",
 			late, ok, got.Load(), flows*perFlow, statsOf(w.a), statsOf(w.b), w.b.rxLine.Drops())
 	}
-	t.Logf("%d frames in %d flows, none late; A took %d batches over 2 workers", got.Load(), flows, w.a.protecting.ticket)
+	w.a.protecting.seq.Lock() // the workers still run
+	batches := w.a.protecting.ticket
+	w.a.protecting.seq.Unlock()
+	t.Logf("%d frames in %d flows, none late; A took %d batches over 2 workers", got.Load(), flows, batches)
 }
