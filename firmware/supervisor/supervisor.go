@@ -507,14 +507,6 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 			return nil, err
 		}
 	} else {
-		if lc.Workers > 1 {
-			// Workers share each port through a fanout group, which a down
-			// port cannot join; the watch loop holds it down again at once
-			// if the link is not secured.
-			if err := setLink(lc.Plain, true); err != nil {
-				return nil, fmt.Errorf("plaintext port %s: cannot bring it up: %w", lc.Plain, err)
-			}
-		}
 		l.engine, err = software.Start(ctx, software.Options{
 			Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
 			VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
