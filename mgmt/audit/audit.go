@@ -71,6 +71,9 @@ func (a *Log) Record(who commit.Who, event string, details ...string) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The last minute's summary of failures goes before this event, so
+	// the log stays in time order even when no failure follows.
+	a.flushMinute()
 	a.write(who, event, details...)
 }
 

@@ -68,6 +68,24 @@ func TestFailuresAreBounded(t *testing.T) {
 }
 
 // Erase wipes the files and records nothing more.
+// TestFailureSummaryPrecedesLaterEvents: the summary of a minute's
+// suppressed failures is written before the next event of any kind, not
+// only before the next failure (which may never come), so the log stays
+// in time order and a commit after a flood is the last record.
+func TestFailureSummaryPrecedesLaterEvents(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	l := &Log{Path: filepath.Join(t.TempDir(), "audit.log"), Now: func() time.Time { return now }}
+	for range FailuresPerSource + 5 {
+		l.Failure("192.0.2.1", commit.Who{User: "root", From: "ssh 192.0.2.1:1"}, "login failed (password)")
+	}
+	now = now.Add(61 * time.Second)
+	l.Record(commit.Who{User: "admin", From: "console"}, "commit", "+ set system hostname b")
+	tail := l.Tail(3)
+	if len(tail) != 3 || !strings.Contains(tail[0], "5 more failed or refused logins from 192.0.2.1") || !strings.Contains(tail[1], "user=admin from=console commit") {
+		t.Fatalf("want the summary, then the commit; the log ends:\n%s", strings.Join(tail, "\n"))
+	}
+}
+
 func TestErase(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "audit.log")
 	l := &Log{Path: p}
