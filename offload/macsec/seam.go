@@ -1,7 +1,7 @@
 package macsec
 
 // Seam is the SecY as key agreement drives it: the SecY seam of
-// ARCHITECTURE.md. MKA and static keys install SAs and read PNs through
+// docs/design.md. MKA and static keys install SAs and read PNs through
 // it and nothing else; every datapath backend (this codec, the kernel's
 // macsec driver in software or offloaded) provides it, and
 // offload/secytest checks that they behave alike.
