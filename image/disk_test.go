@@ -3,8 +3,8 @@ package image
 import (
 	"fmt"
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	diskfs "github.com/diskfs/go-diskfs"

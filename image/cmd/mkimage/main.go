@@ -18,9 +18,9 @@ import (
 
 type options struct {
 	board, out, cache, secwire, config, update string
-	version, signingKey, trusted, bundleOut      string
-	initramfsFrom                                string
-	releaseOnly                                  bool
+	version, signingKey, trusted, bundleOut    string
+	initramfsFrom                              string
+	releaseOnly                                bool
 }
 
 func main() {
