@@ -436,3 +436,11 @@ func (e *ESP) ReadFile(slot, name string) ([]byte, error) {
 	defer f.Close()
 	return io.ReadAll(f)
 }
+
+// TrustList is the keys the box accepts bundles from.
+func (e *ESP) TrustList() bundle.Trust {
+	if e == nil {
+		return nil
+	}
+	return e.Trust
+}

@@ -75,6 +75,10 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 		fmt.Fprintf(con, "secwire: ERROR: %v\n", err)
 	}
 	defer m.Stop()
+	sw := newSoftware(board.Name, Version, log)
+	if msg := sw.Booted(); msg != "" {
+		fmt.Fprintf(con, "secwire: WARNING: %s\n", msg)
+	}
 	services.SetLinks(m.RawStatus)
 	svcDone := make(chan struct{})
 	defer func() { <-svcDone }()
@@ -91,7 +95,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 				"Version: secwire " + Version,
 				"Board: " + board.Name + " (" + board.Description + ")",
 				"Kernel: " + unix.ByteSliceToString(uts.Release[:]),
-				"Boot slot: secwire-boot (single slot), config partition " + boot.ConfigPartName,
+				"Boot: " + bootLine(sw) + "; config partition " + boot.ConfigPartName,
 				"Booted: " + booted.Format(time.DateTime),
 			}
 		},
@@ -100,7 +104,10 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 			p, _ := board.Assign(inv)
 			return p
 		},
-		Reboot: func() error { return reboot(log) },
+		Reboot:         func() error { return reboot(log) },
+		Software:       sw,
+		OpenConfigFile: openConfigFile,
+		TrustKey:       func(name, key string) (string, error) { return trustKey(sw, name, key) },
 		Zeroize: func() error {
 			if err := Zeroize(m, audit, boot.ConfigMount, HostKeyFile); err != nil {
 				log.Error("zeroize", "err", err)
@@ -110,8 +117,14 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	}
 	limiter := access.NewLimiter()
 	pl.SSH = &sshd.Server{Env: env, HostKey: HostKeyFile, Limiter: limiter, Sessions: sessions, Log: log}
-	pl.Start(ctx, m.Running())
+	if testNeverHealthy {
+		log.Error("test build secwire_never_healthy: the management plane is not started")
+	} else {
+		pl.Start(ctx, m.Running())
+	}
 	services.Apply(m.Running()) // after the plane: metrics listen on its address
+	say := func(f string, a ...any) { fmt.Fprintf(con, f+"\n", a...) }
+	go watchHealth(ctx, sw, &health{m: m, cfgErr: err}, booted, healthTimeout(), say, log, func() error { return reboot(log) })
 	go func() { services.Run(ctx); close(svcDone) }()
 	c := &console.Console{Env: env, Limiter: limiter, Sessions: sessions, MgmtPort: mgmtPort}
 	return c.Run(ctx, con)
