@@ -22,6 +22,7 @@ import (
 	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/timesync"
+	"github.com/secwire/secwire/firmware/tpmkey"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
@@ -59,7 +60,12 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	sessions := &access.Sessions{}
 	pl := &plane.Plane{Log: log}
 	os.MkdirAll(StateDir, 0o700)
+	var sealKey func(string) (string, error)
+	if tpmkey.Present() {
+		sealKey = sealKeyWithTPM
+	}
 	m, err := commit.Open(ctx, commit.Options{
+		SealKey:    sealKey,
 		ConfigPath: boot.ConfigFile, StateDir: StateDir, Log: log, Audit: audit,
 		Clock: services.Time.Now, ClockSynced: services.Time.Synced, Check: services.Check,
 		OnChange: func(c *config.Config) {
@@ -96,6 +102,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 				"Board: " + board.Name + " (" + board.Description + ")",
 				"Kernel: " + unix.ByteSliceToString(uts.Release[:]),
 				"Boot: " + bootLine(sw) + "; config partition " + boot.ConfigPartName,
+				deviceKeyLine(),
 				"Booted: " + booted.Format(time.DateTime),
 			}
 		},
@@ -109,7 +116,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 		OpenConfigFile: openConfigFile,
 		TrustKey:       func(name, key string) (string, error) { return trustKey(sw, name, key) },
 		Zeroize: func() error {
-			if err := Zeroize(m, audit, boot.ConfigMount, HostKeyFile); err != nil {
+			if err := errors.Join(Zeroize(m, audit, boot.ConfigMount, HostKeyFile), clearTPM()); err != nil {
 				log.Error("zeroize", "err", err)
 			}
 			return reboot(log)

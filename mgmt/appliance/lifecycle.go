@@ -17,8 +17,10 @@ import (
 	"github.com/secwire/secwire/firmware/boot"
 	"github.com/secwire/secwire/firmware/bundle"
 	"github.com/secwire/secwire/firmware/commit"
+	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/slots"
 	"github.com/secwire/secwire/firmware/store"
+	"github.com/secwire/secwire/firmware/tpmkey"
 )
 
 // The software lifecycle on the box (firmware/slots): the boot slots on
@@ -226,4 +228,36 @@ func bootLine(sw *slots.Manager) string {
 		s += ", next boot slot " + slots.Label(st.Next)
 	}
 	return s + " ('show system software')"
+}
+
+// sealKeyWithTPM is commit.Options.SealKey on a box with a TPM 2.0.
+func sealKeyWithTPM(keyPath string) (string, error) {
+	t, err := tpmkey.Open()
+	if err != nil {
+		return "", err
+	}
+	defer t.Close()
+	return config.SealKeyInTPM(keyPath, t)
+}
+
+// deviceKeyLine is show system's line about the key that seals CAKs.
+func deviceKeyLine() string {
+	if tpmkey.Present() {
+		return "Device key: sealed by the TPM 2.0 (" + config.SealKeyTPMName + "): a copy of the config partition opens no CAK on another box"
+	}
+	return "Device key: " + config.SealKeyName + " in clear on the config partition (no TPM 2.0 in this box): whoever holds the partition can open its CAKs"
+}
+
+// clearTPM clears the TPM at zeroize: no copy of the sealed device key
+// opens again.
+func clearTPM() error {
+	if !tpmkey.Present() {
+		return nil
+	}
+	t, err := tpmkey.Open()
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	return t.Clear()
 }

@@ -37,6 +37,7 @@ func main() {
 	flag.StringVar(&o.bundleOut, "bundle", "", "where to write the release bundle (default OUT/"+image.BundleName+")")
 	flag.StringVar(&o.initramfsFrom, "initramfs-from", "", "reuse this initramfs.cpio (a u-root base built earlier) with -secwire laid over it, instead of building one")
 	flag.BoolVar(&o.releaseOnly, "release", false, "write only the release bundle, no disk image")
+	flag.StringVar(&o.cmdlineExtra, "cmdline-extra", "", "more kernel command line for the bundle (such as secwire.health_timeout=60)")
 	flag.Parse()
 	if o.out == "" {
 		o.out = filepath.Join("build", o.board)
@@ -82,7 +83,7 @@ func run(o options, logf func(string, ...any)) error {
 	}
 	defer os.RemoveAll(tmp)
 	trust := bundle.MarshalTrust(signer.Trust)
-	spec := image.ReleaseSpec{Board: b.Name, Version: o.version, Cmdline: image.Cmdline(b), Vmlinuz: k.Vmlinuz, Signer: signer}
+	spec := image.ReleaseSpec{Board: b.Name, Version: o.version, Cmdline: strings.TrimSpace(image.Cmdline(b) + " " + o.cmdlineExtra), Vmlinuz: k.Vmlinuz, Signer: signer}
 	if o.initramfsFrom != "" {
 		bin, err := os.ReadFile(o.secwire)
 		if err != nil {
