@@ -19,7 +19,7 @@ import (
 type options struct {
 	board, out, cache, secwire, config, update string
 	version, signingKey, trusted, bundleOut    string
-	initramfsFrom                              string
+	initramfsFrom, cmdlineExtra                string
 	releaseOnly                                bool
 }
 
