@@ -53,7 +53,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	// goes to the collectors as well as to `show log`.
 	services := noc.New(noc.Options{ConfigDir: boot.ConfigMount, Setter: timesync.System{},
 		RTC: timesync.DeviceRTC{Path: boot.RTCDevice}, Audit: audit, Version: Version,
-		Slot: func() string { return "secwire-boot" }})
+		Slot: runningSlotLabel})
 	log := slog.New(services.Syslog.Handler(slog.NewTextHandler(ring, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	audit.Log = log
 	services.SetLog(log)

@@ -261,3 +261,13 @@ func clearTPM() error {
 	defer t.Close()
 	return t.Clear()
 }
+
+// runningSlotLabel is the boot slot for the metrics' software info: A,
+// B, or "none" after a direct kernel boot.
+func runningSlotLabel() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	if s := slots.RunningSlot(string(b)); s != "" {
+		return slots.Label(s)
+	}
+	return "none"
+}
