@@ -6,8 +6,10 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/u-root/u-root/pkg/cpio"
@@ -84,9 +86,9 @@ type ReleaseSpec struct {
 	Board, Version, Cmdline string
 	Vmlinuz                 string
 	Initramfs               string // an uncompressed cpio archive
-	// Overlay files are appended to the initramfs as a second cpio
-	// archive (the kernel unpacks both, the later file wins): a firmware
-	// binary rebuilt on a u-root base built earlier.
+	// Overlay files replace the initramfs's files of the same name (or
+	// are added): a firmware binary rebuilt on a u-root base built
+	// earlier.
 	Overlay map[string][]byte
 	Signer  *Signer
 	Out     string
@@ -104,22 +106,10 @@ func WriteRelease(s ReleaseSpec) ([]byte, error) {
 	}
 	var z bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
-	zw.Write(cpioData)
-	if len(s.Overlay) > 0 {
-		if len(cpioData)%4 != 0 {
-			zw.Write(make([]byte, 4-len(cpioData)%4))
-		}
-		w := cpio.Newc.Writer(zw)
-		var recs []cpio.Record
-		for name, data := range s.Overlay {
-			recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: name, Mode: cpio.S_IFREG | 0o755}))
-		}
-		if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
-			return nil, err
-		}
-		if err := cpio.WriteTrailer(w); err != nil {
-			return nil, err
-		}
+	if len(s.Overlay) == 0 {
+		zw.Write(cpioData)
+	} else if err := overlay(zw, cpioData, s.Overlay); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Initramfs, err)
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
@@ -141,4 +131,36 @@ func WriteRelease(s ReleaseSpec) ([]byte, error) {
 		}
 	}
 	return out.Bytes(), nil
+}
+
+// overlay copies a cpio archive with the overlay's files in place of the
+// archive's files of the same name (new ones added at the end).
+func overlay(w io.Writer, archive []byte, files map[string][]byte) error {
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(archive)))
+	if err != nil {
+		return err
+	}
+	out := cpio.Newc.Writer(w)
+	done := map[string]bool{}
+	for _, r := range recs {
+		name := cpio.Normalize(r.Name)
+		if data, ok := files[name]; ok {
+			r = cpio.StaticRecord(data, cpio.Info{Name: name, Mode: cpio.S_IFREG | 0o755})
+			done[name] = true
+		}
+		if err := out.WriteRecord(r); err != nil {
+			return err
+		}
+	}
+	var extra []cpio.Record
+	for name, data := range files {
+		if !done[name] {
+			extra = append(extra, cpio.StaticRecord(data, cpio.Info{Name: name, Mode: cpio.S_IFREG | 0o644}))
+		}
+	}
+	sort.Slice(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
+	if err := cpio.WriteRecordsAndDirs(out, extra); err != nil {
+		return err
+	}
+	return cpio.WriteTrailer(out)
 }
