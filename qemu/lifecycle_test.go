@@ -380,7 +380,9 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 	s.Stdin = bytes.NewReader(v2)
 	pr, pw := io.Pipe()
 	s.Stdout, s.Stderr = pw, pw
+	cutStart := time.Now()
 	s.Start("request system software add -")
+	go func() { s.Wait(); pw.Close() }()
 	killed := make(chan string, 1)
 	go func() {
 		var seen bytes.Buffer
@@ -388,13 +390,16 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 		for {
 			n, err := pr.Read(buf)
 			seen.Write(buf[:n])
+			if n > 0 {
+				t.Logf("%5.1fs: %s", time.Since(cutStart).Seconds(), strings.TrimSpace(string(buf[:n])))
+			}
 			if regexp.MustCompile(`writing slot B: +[1-9]0%`).Match(seen.Bytes()) {
 				b.stop()
 				killed <- seen.String()
 				return
 			}
 			if err != nil {
-				killed <- "never saw the write start:\n" + seen.String()
+				killed <- "the add ended without writing:\n" + seen.String()
 				return
 			}
 		}
@@ -402,8 +407,11 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 	var progress string
 	select {
 	case progress = <-killed:
-	case <-time.After(10 * time.Minute):
+	case <-time.After(20 * time.Minute):
 		t.Fatal("the add never reached the write")
+	}
+	if !strings.Contains(progress, "writing slot B") {
+		t.Fatal(progress)
 	}
 	pw.Close()
 	c.Close()
