@@ -353,6 +353,10 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 		t.Fatalf("v1 show system software:\n%s", sw)
 	}
 	confBefore := run(t, c, "show configuration")
+	if sys := run(t, c, "show system"); !strings.Contains(sys, "Device key: seal.key in clear on the config partition (no TPM 2.0 in this box)") ||
+		!strings.Contains(sys, "Boot: slot A") {
+		t.Errorf("show system on a box without a TPM:\n%s", sys)
+	}
 
 	// 1. Refused bundles; the boot partition is byte for byte the same.
 	before := bootPartitionHash(t, disk)
