@@ -183,7 +183,7 @@ func showCmd(args []string, w io.Writer) error {
 			}
 		}
 		if view == nil {
-			return fmt.Errorf("show %q: unknown; want interfaces, macsec, mka or counters\n%s", args[0], showUsage)
+			return fmt.Errorf("show %q: unknown; want interfaces, macsec, mka, counters or system\n%s", args[0], showUsage)
 		}
 	}
 	fs := flag.NewFlagSet("show", flag.ContinueOnError)
