@@ -24,13 +24,15 @@ func TestReleaseOverlay(t *testing.T) {
 	cpio.WriteTrailer(w)
 	os.WriteFile(filepath.Join(dir, "initramfs.cpio"), base.Bytes(), 0o644)
 	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("kernel"), 0o644)
-	signer, err := LoadSigner(filepath.Join(dir, "none.pem"), nil, t.Logf)
-	if err == nil {
+	if _, err := LoadSigner(filepath.Join(dir, "none.pem"), nil, t.Logf); err == nil {
 		t.Fatal("a missing signing key was accepted")
 	}
 	key := filepath.Join(dir, "release.pem")
-	bundle.GenerateSigningKey(key)
-	if signer, err = LoadSigner(key, nil, t.Logf); err != nil {
+	if _, err := bundle.GenerateSigningKey(key); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := LoadSigner(key, nil, t.Logf)
+	if err != nil {
 		t.Fatal(err)
 	}
 	raw, err := WriteRelease(ReleaseSpec{Board: "qemu", Version: "2.0.0", Cmdline: "console=ttyS0", Vmlinuz: filepath.Join(dir, "vmlinuz"),
