@@ -62,12 +62,20 @@ type appliance struct {
 }
 
 // bootAppliance boots one appliance on a private copy of disk.img; base
-// is the first of the loopback ports it uses.
-func bootAppliance(t *testing.T, name string, base int, disk string) *appliance {
+// is the first of the loopback ports it uses. params are added to the
+// image's kernel command line.
+func bootAppliance(t *testing.T, name string, base int, disk string, params ...string) *appliance {
 	t.Helper()
 	dir := needQEMU(t)
 	a := &appliance{name: name, sshPort: base + 4, disk: disk}
 	s := Spec{ImageDir: dir, Disk: disk, Boot: BootKernel, MACPrefix: fmt.Sprintf("52:54:00:%02x:00", base%256)}
+	if len(params) > 0 {
+		b, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Cmdline = strings.TrimSpace(string(b)) + " " + strings.Join(params, " ")
+	}
 	s.Plain, _ = UDPLink(base, base+1)
 	s.Line, _ = UDPLink(base+2, base+3)
 	s.Mgmt = fmt.Sprintf("user,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22", a.sshPort)

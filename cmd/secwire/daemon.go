@@ -16,9 +16,11 @@ import (
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/ctl"
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/firmware/timesync"
+	"github.com/secwire/secwire/firmware/watchdog"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
@@ -28,7 +30,7 @@ import (
 )
 
 const daemonUsage = `usage: secwire daemon --config FILE [--socket PATH] [--state DIR] [--log-level debug|info|warn|error]
-                      [--ssh ADDR] [--host-key FILE]
+                      [--ssh ADDR] [--host-key FILE] [--watchdog DURATION] [--test-hooks]
 
 Runs the links of FILE (the format is docs/config.md) until SIGTERM or
 SIGINT, logging to standard error; 'secwire show' reads its status from
@@ -37,7 +39,16 @@ the management socket (default ` + ctl.DefaultSocket + `).
 --ssh ADDR (such as 127.0.0.1:2222) serves the management CLI over SSH to
 the users of FILE; a commit there rewrites FILE (earlier versions are kept
 as FILE.1 ... FILE.10, secrets sealed with seal.key beside it). The host
-key (default ssh_host_ed25519_key beside FILE) is made on first start`
+key (default ssh_host_ed25519_key beside FILE) is made on first start.
+
+--watchdog DURATION (such as 60s) ends the daemon with an error when its
+links, their key agreement or its management plane make no progress for
+that long, as the appliance's hardware watchdog resets the box: run it
+under a service manager that restarts it. GET /health on the socket says
+what is wedged either way.
+
+--test-hooks serves fault injection on the socket (a KaY that hangs, for
+watchdog tests) and goroutine stacks; never on a production host`
 
 // daemonCmd runs the host daemon.
 func daemonCmd(ctx context.Context, args []string) error {
@@ -49,6 +60,8 @@ func daemonCmd(ctx context.Context, args []string) error {
 	state := fs.String("state", "/var/lib/secwire", "state directory (transmit PN ceilings)")
 	sshAddr := fs.String("ssh", "", "SSH listen address")
 	hostKey := fs.String("host-key", "", "SSH host key file")
+	wd := fs.Duration("watchdog", 0, "end the daemon when it makes no progress for this long")
+	testHooks := fs.Bool("test-hooks", false, "fault injection on the management socket")
 	if err := parseFlags(fs, args, daemonUsage); err != nil {
 		return err
 	}
@@ -112,11 +125,32 @@ func daemonCmd(ctx context.Context, args []string) error {
 	}
 	defer m.Stop()
 	services.SetLinks(m.RawStatus)
-	errc := make(chan error, 2)
-	go func() {
-		errc <- ctl.Serve(ctx, ctlLn, ctl.Handlers{Status: m.Status, Rekey: m.Rekey, ClearCounters: m.ClearCounters,
-			Get: map[string]func() any{"noc": func() any { return services.Status() }}})
-	}()
+	errc := make(chan error, 3)
+	// The management plane's proof of progress: a silent operator session.
+	beat := &health.Beat{}
+	beat.Mark(time.Now())
+	go cli.Heartbeat(ctx, &cli.Env{Manager: m, Audit: audit}, beat, time.Second)
+	mon := &health.Monitor{}
+	mon.Add("links", m.Health)
+	mon.Add("management", func(now time.Time) error {
+		return health.Stale("the CLI (show mka)", beat.Last(), now, health.StaleAfter)
+	})
+	h := ctl.Handlers{Status: m.Status, Rekey: m.Rekey, ClearCounters: m.ClearCounters, Health: mon.Check,
+		Get: map[string]func() any{"noc": func() any { return services.Status() }}}
+	if *testHooks {
+		log.Warn("test hooks enabled: fault injection is reachable on the management socket")
+		h.StallMKA = m.StallMKA
+	}
+	go func() { errc <- ctl.Serve(ctx, ctlLn, h) }()
+	if *wd > 0 {
+		soft := &watchdog.Soft{Timeout: *wd}
+		go watchdog.Feed(ctx, soft, mon, time.Second, log)
+		go func() {
+			if err := soft.Run(ctx); err != nil {
+				errc <- fmt.Errorf("%w: the links, MKA or management plane stopped making progress (see the log); exiting for the service manager to restart the daemon", err)
+			}
+		}()
+	}
 	if *sshAddr != "" {
 		ln, err := net.Listen("tcp", *sshAddr)
 		if err != nil {
@@ -125,7 +159,8 @@ func daemonCmd(ctx context.Context, args []string) error {
 		if *hostKey == "" {
 			*hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 		}
-		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, NOC: services.Status, Log: ring.Tail, FileDir: filepath.Join(dir, "files")}
+		env := &cli.Env{Manager: m, Audit: audit, Sessions: sessions.List, NOC: services.Status, Log: ring.Tail, FileDir: filepath.Join(dir, "files"),
+			StallMKA: h.StallMKA}
 		srv := &sshd.Server{Env: env, HostKey: *hostKey, Sessions: sessions, Log: log}
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}

@@ -35,6 +35,12 @@ const guestBinary = "/bin/secwire"
 // ethtool. It returns true on the host.
 func runInGuest(t *testing.T) bool {
 	t.Helper()
+	return runInGuestFor(t, 15*time.Minute)
+}
+
+// runInGuestFor is runInGuest with another time limit for the whole VM.
+func runInGuestFor(t *testing.T, timeout time.Duration) bool {
+	t.Helper()
 	var files []string
 	if !guest.Inside() {
 		root, err := qemu.RepoRoot()
@@ -49,7 +55,7 @@ func runInGuest(t *testing.T) bool {
 		}
 		files = []string{bin + ":" + guestBinary[1:], "/usr/bin/ip", "/usr/bin/ping", "/usr/sbin/ethtool"}
 	}
-	if guest.Run(t, guest.Config{Modules: guest.KernelDatapathModules, Files: files, MemoryMB: 1024, Timeout: 15 * time.Minute}) {
+	if guest.Run(t, guest.Config{Modules: guest.KernelDatapathModules, Files: files, MemoryMB: 1024, Timeout: timeout}) {
 		return true
 	}
 	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin:"+os.Getenv("PATH"))

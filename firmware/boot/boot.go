@@ -2,7 +2,8 @@
 // /proc, /sys, /dev and /tmp it loads the board's modules, coldplugs the
 // NICs, arms the watchdog, mounts the config partition, prints the port
 // inventory, starts the links of the stored config and hands the serial
-// console to the login prompt.
+// console to the login prompt. The watchdog is fed only while the
+// firmware makes progress (package watchdog).
 package boot
 
 import (
@@ -12,13 +13,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/secwire/secwire/drivers"
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/timesync"
+	"github.com/secwire/secwire/firmware/watchdog"
 	"github.com/secwire/secwire/internal/ifquiet"
 )
 
@@ -47,7 +51,17 @@ type Booted struct {
 	Board    *drivers.Board
 	MgmtPort string // the board's management port, "" if none
 	Start    time.Time
+	// Health gates the watchdog: Manage adds the checks of what it runs
+	// (links, key agreement, management plane), and the watchdog is fed
+	// only while every one passes.
+	Health *health.Monitor
+	// TestHooks is set by secwire.testhooks=1 on the kernel command line:
+	// fault injection for VM tests, never on a production box.
+	TestHooks bool
 }
+
+// TestHooksParam on the kernel command line enables the test hooks.
+const TestHooksParam = "secwire.testhooks=1"
 
 // Run boots the appliance and runs the console until ctx ends. Failures of
 // single steps are reported on the console and the appliance stays
@@ -90,12 +104,21 @@ func Run(ctx context.Context, console io.ReadWriter, opt Options) error {
 	} else {
 		say("secwire: clock set from the RTC: %s", t.UTC().Format(time.RFC3339))
 	}
-	if board.Watchdog != nil {
-		if err := startWatchdog(ctx, *board.Watchdog); err != nil {
+	mon := &health.Monitor{}
+	if w := board.Watchdog; w != nil {
+		if dev, err := watchdog.OpenHardware(w.Device, time.Duration(w.TimeoutS)*time.Second); err != nil {
 			say("secwire: ERROR: watchdog: %v", err)
 		} else {
-			say("secwire: watchdog %s armed (%ds)", board.Watchdog.Device, board.Watchdog.TimeoutS)
+			// Fed while every check passes: the boot steps have none, the
+			// links and management plane add theirs once they run.
+			go watchdog.Feed(ctx, dev, mon, time.Second, log)
+			say("secwire: watchdog %s armed (%s), fed while the links, MKA and management make progress", w.Device, dev.Timeout)
 		}
+	}
+	testHooks := false
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil && slices.Contains(strings.Fields(string(b)), TestHooksParam) {
+		testHooks = true
+		say("secwire: WARNING: test hooks enabled (%s): fault injection is reachable from the CLI", TestHooksParam)
 	}
 	if err := mountConfig(opt.PortWait); err != nil {
 		say("secwire: WARNING: config partition: %v; configuration will not survive a reboot", err)
@@ -137,7 +160,7 @@ func Run(ctx context.Context, console io.ReadWriter, opt Options) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	return opt.Manage(ctx, console, Booted{Board: board, MgmtPort: mgmtPort, Start: start})
+	return opt.Manage(ctx, console, Booted{Board: board, MgmtPort: mgmtPort, Start: start, Health: mon, TestHooks: testHooks})
 }
 
 // waitPorts polls the inventory until every board port is found or the
@@ -215,44 +238,4 @@ func findPartition(name string) string {
 		}
 	}
 	return ""
-}
-
-// startWatchdog arms the hardware watchdog and feeds it until ctx ends. If
-// the firmware hangs, the board resets.
-func startWatchdog(ctx context.Context, w drivers.Watchdog) error {
-	var f *os.File
-	var err error
-	for i := 0; i < 20; i++ { // the device node appears after the module loads
-		if f, err = os.OpenFile(w.Device, os.O_WRONLY, 0); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return err
-	}
-	if w.TimeoutS > 0 {
-		const wdiocSetTimeout = 0xC0045706 // _IOWR('W', 6, int)
-		if err := unix.IoctlSetPointerInt(int(f.Fd()), wdiocSetTimeout, w.TimeoutS); err != nil {
-			f.Close()
-			return fmt.Errorf("set timeout %ds: %w", w.TimeoutS, err)
-		}
-	}
-	period := time.Duration(max(w.TimeoutS, 3)) * time.Second / 3
-	go func() {
-		defer f.Close()
-		t := time.NewTicker(period)
-		defer t.Stop()
-		for {
-			if _, err := f.Write([]byte{0}); err != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return // not disarmed: a stopped firmware must reset the box
-			case <-t.C:
-			}
-		}
-	}()
-	return nil
 }

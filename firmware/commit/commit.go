@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/secwire/secwire/firmware/config"
@@ -57,16 +58,38 @@ type Manager struct {
 	history *store.History
 	sealer  *config.Sealer
 
+	// mu serialises changes (commits, confirm expiry, stop); readers never
+	// take it. A change may wait up to the supervisor's stop timeout for
+	// wedged links, and show, the CLI prompt and the watchdog must not
+	// wait behind that.
 	mu      sync.Mutex
 	running *config.Config
 	sup     *supervisor.Supervisor
 	pending *pendingConfirm
 	expiry  *Expiry // the last automatic rollback, until the next commit
 
+	view      atomic.Pointer[view]  // what readers see, published under mu
+	busySince atomic.Int64          // unix ns since a change holds mu, 0 when none
+	wedged    atomic.Pointer[error] // links that did not stop: only a reset helps
+
 	watchMu  sync.Mutex
 	watchers map[int]func(string)
 	nextW    int
 }
+
+// view is what readers see: the running config, its supervisor and the
+// commit confirmed deadline, as of the last completed change.
+type view struct {
+	running *config.Config
+	sup     *supervisor.Supervisor
+	pending time.Time
+	expiry  *Expiry
+}
+
+// BusyLimit is how long a change may hold the config before Health calls
+// the management plane wedged: twice a supervisor's stop timeout, and
+// room for starting the links again.
+const BusyLimit = 2*supervisor.DefaultStopTimeout + 40*time.Second
 
 type pendingConfirm struct {
 	previous  *config.Config
@@ -163,7 +186,29 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 		o.Log.Error(startErr.Error() + "; running without links until a commit fixes it")
 		m.sup, _ = supervisor.Start(ctx, &config.Config{}, m.supOpts())
 	}
+	m.publish()
 	return m, errors.Join(keyErr, startErr)
+}
+
+// publish makes the state readers see the current one. Called with mu held.
+func (m *Manager) publish() {
+	v := &view{running: m.running.Clone(), sup: m.sup, expiry: m.expiry}
+	if m.pending != nil {
+		v.pending = m.pending.deadline
+	}
+	m.view.Store(v)
+}
+
+// lock takes mu for a change; the returned func publishes the result and
+// releases it.
+func (m *Manager) lock() (unlock func()) {
+	m.mu.Lock()
+	m.busySince.Store(time.Now().UnixNano())
+	return func() {
+		m.publish()
+		m.busySince.Store(0)
+		m.mu.Unlock()
+	}
 }
 
 func (m *Manager) supOpts() supervisor.Options {
@@ -174,21 +219,14 @@ func (m *Manager) supOpts() supervisor.Options {
 // config file's directory.
 func (m *Manager) keyDir() string { return filepath.Dir(m.opts.ConfigPath) }
 
-// Running is a copy of the running config.
-func (m *Manager) Running() *config.Config {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.running.Clone()
-}
+// Running is a copy of the running config. It never waits for a commit
+// in progress: during one it is the config before it.
+func (m *Manager) Running() *config.Config { return m.view.Load().running.Clone() }
 
 // System is a copy of the running config's system settings (users,
 // management, SSH): what logins and prompts read, without the links and
-// their keys.
-func (m *Manager) System() config.System {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.running.System.Copy()
-}
+// their keys. Like Running, it never waits for a commit.
+func (m *Manager) System() config.System { return m.view.Load().running.System.Copy() }
 
 // Recorder keeps the audit trail of commits (mgmt/audit).
 type Recorder interface {
@@ -228,8 +266,7 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 			return Result{}, err
 		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock()()
 	var r Result
 	prev := m.running
 	done, err := m.apply(cand)
@@ -268,9 +305,9 @@ func (m *Manager) Commit(cand *config.Config, who Who, changes []string, confirm
 
 // expire rolls a commit confirmed back and tells every watching session.
 func (m *Manager) expire(p *pendingConfirm) {
-	m.mu.Lock()
+	unlock := m.lock()
 	if m.pending != p {
-		m.mu.Unlock()
+		unlock()
 		return // confirmed meanwhile
 	}
 	m.pending = nil
@@ -285,7 +322,7 @@ func (m *Manager) expire(p *pendingConfirm) {
 	m.expiry = &Expiry{Who: p.who, At: now, RolledBack: p.committed, Restored: m.running.Clone()}
 	m.record(Who{User: "system"}, "commit confirmed expired: rolled back to the previous config")
 	m.opts.OnChange(m.running.Clone())
-	m.mu.Unlock()
+	unlock()
 	msg := fmt.Sprintf("commit confirmed by %s (%s) was not confirmed in time: rolled back at %s, the previous configuration is running again",
 		p.who.User, p.who.From, now.Format(time.TimeOnly))
 	m.opts.Log.Warn(msg)
@@ -294,11 +331,7 @@ func (m *Manager) expire(p *pendingConfirm) {
 
 // LastExpiry is the last automatic rollback of a commit confirmed, nil if
 // there was none since the last commit.
-func (m *Manager) LastExpiry() *Expiry {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.expiry
-}
+func (m *Manager) LastExpiry() *Expiry { return m.view.Load().expiry }
 
 // Watch calls f with every notice the sessions should see at once (an
 // automatic rollback); stop ends it. f must not call back into m's
@@ -332,14 +365,7 @@ func (m *Manager) notify(msg string) {
 }
 
 // Pending is the deadline of an unconfirmed commit confirmed, zero if none.
-func (m *Manager) Pending() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.pending == nil {
-		return time.Time{}
-	}
-	return m.pending.deadline
-}
+func (m *Manager) Pending() time.Time { return m.view.Load().pending }
 
 // apply makes c the running config, touching only the links whose
 // config changed; on failure the old config runs again. Called with mu
@@ -348,11 +374,25 @@ func (m *Manager) apply(c *config.Config) ([]supervisor.Change, error) {
 	old := m.running
 	changes, err := m.sup.Update(c)
 	if err == nil {
+		m.wedged.Store(nil)
 		m.running = c
 		return changes, nil
 	}
+	if errors.Is(err, supervisor.ErrStuck) {
+		// Starting links beside one that may still forward could put two
+		// datapaths on one port: stay as we are, and let the watchdog
+		// reset the box (Health reports it from now on).
+		err = fmt.Errorf("%w; the new config was not applied, and the box must be reset (the watchdog does it)", err)
+		m.wedged.Store(&err)
+		m.opts.Log.Error("commit: " + err.Error())
+		return changes, err
+	}
 	m.opts.Log.Error("commit did not apply; restoring the previous config", "err", err)
-	m.sup.Stop()
+	if serr := m.sup.Stop(); serr != nil {
+		err = fmt.Errorf("%w; the links did not stop either (%v): the box must be reset (the watchdog does it)", err, serr)
+		m.wedged.Store(&err)
+		return changes, err
+	}
 	var againErr error
 	if m.sup, againErr = supervisor.Start(m.ctx, old, m.supOpts()); againErr != nil {
 		m.sup, _ = supervisor.Start(m.ctx, &config.Config{}, m.supOpts())
@@ -364,9 +404,7 @@ func (m *Manager) apply(c *config.Config) ([]supervisor.Change, error) {
 // Plan says what committing cand would do to each link, before it
 // happens (commit check, compare).
 func (m *Manager) Plan(cand *config.Config) []supervisor.Change {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return supervisor.Plan(m.running, cand)
+	return supervisor.Plan(m.view.Load().running, cand)
 }
 
 // Rollback returns rollback n (0: the running config, 1: the previous
@@ -390,12 +428,13 @@ func (m *Manager) Rollback(n int) (*config.Config, error) {
 // History lists the stored commits, newest first.
 func (m *Manager) History() []store.Entry { return m.history.List() }
 
-// Status is the links' status.
+// Status is the links' status. It never waits for a commit in progress
+// and answers within the supervisor's status budget even when a link is
+// wedged.
 func (m *Manager) Status() supervisor.Status {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := m.sup.Status()
-	st.Hostname = m.running.System.Hostname
+	v := m.view.Load()
+	st := v.sup.Status()
+	st.Hostname = v.running.System.Hostname
 	if st.Hostname == "" {
 		st.Hostname = "secwire" // as the prompt says
 	}
@@ -405,51 +444,61 @@ func (m *Manager) Status() supervisor.Status {
 // RawStatus is the links' status with counters that `clear counters`
 // does not reset (for the metrics endpoint).
 func (m *Manager) RawStatus() supervisor.Status {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := m.sup.RawStatus()
-	if h := m.running.System.Hostname; h != "" {
+	v := m.view.Load()
+	st := v.sup.RawStatus()
+	if h := v.running.System.Hostname; h != "" {
 		st.Hostname = h
 	}
 	return st
 }
 
 // Rekey asks a link's key server for a new SAK.
-func (m *Manager) Rekey(link string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.sup.Rekey(link)
-}
+func (m *Manager) Rekey(link string) error { return m.view.Load().sup.Rekey(link) }
 
 // ExportKeys copies a link's current SAKs (see supervisor.ExportKeys).
 func (m *Manager) ExportKeys(link string) (*sakexport.File, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.sup.ExportKeys(link)
+	return m.view.Load().sup.ExportKeys(link)
 }
 
 // Monitor prepares a capture on port (see supervisor.Monitor).
-func (m *Manager) Monitor(port string) (release func()) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.sup.Monitor(port)
-}
+func (m *Manager) Monitor(port string) (release func()) { return m.view.Load().sup.Monitor(port) }
 
 // ClearCounters makes the counters count from now.
-func (m *Manager) ClearCounters() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.sup.ClearCounters()
+func (m *Manager) ClearCounters() { m.view.Load().sup.ClearCounters() }
+
+// StallMKA makes a link's key agreement hang for d: the test hook that
+// shows the watchdog resets a box whose KaY is wedged.
+func (m *Manager) StallMKA(link string, d time.Duration) error {
+	return m.view.Load().sup.Stall(link, d)
+}
+
+// Health reports why the links or the config are not making progress:
+// links that did not stop for a commit, a commit that holds the config
+// for longer than BusyLimit, a link whose supervisor loop or key
+// agreement is wedged. nil when all is well.
+func (m *Manager) Health(now time.Time) error {
+	var errs []error
+	if p := m.wedged.Load(); p != nil {
+		errs = append(errs, *p)
+	}
+	if b := m.busySince.Load(); b != 0 {
+		if d := now.Sub(time.Unix(0, b)); d > BusyLimit {
+			errs = append(errs, fmt.Errorf("a commit has held the configuration for %s", d.Round(time.Second)))
+		}
+	}
+	return errors.Join(append(errs, m.view.Load().sup.Health(now))...)
 }
 
 // Stop stops the links (their keys are forgotten).
 func (m *Manager) Stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock()()
 	if m.pending != nil {
 		m.pending.stop()
+		m.pending = nil
 	}
-	m.sup.Stop()
+	if err := m.sup.Stop(); err != nil {
+		m.opts.Log.Error("stop: " + err.Error())
+	}
 }
 
 // Zeroize stops the links and wipes (overwrites, then deletes) the
@@ -458,8 +507,7 @@ func (m *Manager) Stop() {
 // is a first boot.
 func (m *Manager) Zeroize(extra ...string) error {
 	m.Stop()
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock()()
 	m.running = &config.Config{}
 	errs := []error{m.history.Wipe()}
 	key := filepath.Join(filepath.Dir(m.opts.ConfigPath), config.SealKeyName)

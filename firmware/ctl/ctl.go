@@ -14,10 +14,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/supervisor"
 )
 
@@ -33,6 +37,12 @@ type Handlers struct {
 	ClearCounters func()
 	// Get serves more status as JSON at GET /NAME (the NOC services).
 	Get map[string]func() any
+	// Health says why the daemon is not making progress, nil when it is.
+	Health func(now time.Time) error
+	// StallMKA hangs a link's key agreement (fault injection). When it is
+	// set the socket also serves goroutine stacks: both only with test
+	// hooks on.
+	StallMKA func(link string, d time.Duration) error
 }
 
 // Listen takes the management socket at path. A socket another daemon
@@ -58,8 +68,18 @@ func Listen(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve answers GET /status and POST /rekey?link=NAME on ln (from
-// Listen) until ctx is done, then removes the socket.
+// Serve answers on ln (from Listen) until ctx is done, then removes the
+// socket:
+//
+//	GET  /status                         the links' status (JSON)
+//	POST /rekey?link=NAME                a new SAK
+//	POST /clear-counters
+//	GET  /NAME                           Handlers.Get
+//	GET  /health                         200 "ok", or 503 and what is wedged
+//	GET  /debug/runtime[?free=1]         goroutines, threads, RSS (JSON);
+//	                                     free=1 returns unused heap to the OS first
+//	POST /test/stall-mka?link=&seconds=  test hooks only
+//	GET  /debug/stacks                   test hooks only
 func Serve(ctx context.Context, ln net.Listener, h Handlers) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +91,46 @@ func Serve(ctx context.Context, ln net.Listener, h Handlers) error {
 			http.Error(w, err.Error(), http.StatusConflict)
 		}
 	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		if h.Health != nil {
+			if err := h.Health(time.Now()); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /debug/runtime", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("free") == "1" {
+			debug.FreeOSMemory() // what is left is what is in use
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(health.ReadRuntime())
+	})
+	if h.StallMKA != nil {
+		mux.HandleFunc("POST /test/stall-mka", func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			sec, err := strconv.Atoi(q.Get("seconds"))
+			if err != nil || sec < 1 || sec > 3600 {
+				http.Error(w, "seconds: want 1..3600", http.StatusBadRequest)
+				return
+			}
+			if err := h.StallMKA(q.Get("link"), time.Duration(sec)*time.Second); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+			}
+		})
+		mux.HandleFunc("GET /debug/stacks", func(w http.ResponseWriter, r *http.Request) {
+			buf := make([]byte, 1<<20)
+			for {
+				n := runtime.Stack(buf, true)
+				if n < len(buf) {
+					w.Write(buf[:n])
+					return
+				}
+				buf = make([]byte, 2*len(buf))
+			}
+		})
+	}
 	mux.HandleFunc("POST /clear-counters", func(w http.ResponseWriter, r *http.Request) {
 		if h.ClearCounters == nil {
 			http.Error(w, "not available", http.StatusNotImplemented)
@@ -112,8 +172,11 @@ func noDaemon(path string, err error) error {
 	return fmt.Errorf("cannot reach the secwire daemon on %s: %v", path, err)
 }
 
+// client talks to the socket at path, one connection per request: an
+// idle kept-alive connection would hold a goroutine in the daemon.
 func client(path string) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
 		},
@@ -172,4 +235,67 @@ func Get(path, name string, v any) error {
 		return fmt.Errorf("daemon: %s", resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// get fetches a path from the daemon and returns the body of a 200
+// answer, or an error with the body of any other.
+func get(sock, p string) ([]byte, error) {
+	resp, err := client(sock).Get("http://secwire" + p)
+	if err != nil {
+		return nil, noDaemon(sock, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return b, errors.New(strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+// Health asks the daemon at path whether it is making progress: nil, or
+// what is wedged.
+func Health(path string) error {
+	_, err := get(path, "/health")
+	return err
+}
+
+// ReadRuntime asks the daemon at path for its goroutines, threads and RSS;
+// with free, after it returned its unused heap to the OS (a leak check
+// then sees what is in use, not what the GC has yet to give back).
+func ReadRuntime(path string, free bool) (health.Runtime, error) {
+	var r health.Runtime
+	q := ""
+	if free {
+		q = "?free=1"
+	}
+	b, err := get(path, "/debug/runtime"+q)
+	if err != nil {
+		return r, err
+	}
+	return r, json.Unmarshal(b, &r)
+}
+
+// Stacks is every goroutine's stack in the daemon at path (test hooks).
+func Stacks(path string) (string, error) {
+	b, err := get(path, "/debug/stacks")
+	return string(b), err
+}
+
+// StallMKA hangs link's key agreement for d in the daemon at path (test
+// hooks).
+func StallMKA(path, link string, d time.Duration) error {
+	u := fmt.Sprintf("http://secwire/test/stall-mka?link=%s&seconds=%d", url.QueryEscape(link), int(d/time.Second))
+	resp, err := client(path).Post(u, "", nil)
+	if err != nil {
+		return noDaemon(path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return errors.New(strings.TrimSpace(string(b)))
+	}
+	return nil
 }

@@ -13,9 +13,7 @@ import (
 // what a capture decrypter needs (AN, salt, each SC's SSCI and PN). Only
 // an administrator's confirmed, audited request may call it.
 func (s *Supervisor) ExportKeys(name string) (*sakexport.File, error) {
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	for _, l := range s.links {
+	for _, l := range s.current() {
 		if l.cfg.Name != name {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,10 @@ type LinkStatus struct {
 	// ClockWarning says that key chain start/end times are unreliable
 	// because the clock was never synchronised.
 	ClockWarning string `json:"clock_warning,omitempty"`
+	// Stale is set when a part of the link (its key agreement or its
+	// datapath) did not answer in time: the rest is the last status it
+	// gave, and Stale says since when.
+	Stale string `json:"stale,omitempty"`
 }
 
 // PortState is an interface as the kernel reports it.
@@ -109,15 +114,17 @@ func counters(v any) Counters {
 	return out
 }
 
-// Status reports every link.
+// statusBudget is how long Status waits for a link's parts to answer
+// before it shows their last answer: `show` must answer within a second
+// even when a KaY or a datapath is wedged.
+const statusBudget = 500 * time.Millisecond
+
+// Status reports every link. It never waits for a link longer than
+// statusBudget, nor for an update or a stop in progress.
 func (s *Supervisor) Status() Status {
 	h, _ := os.Hostname()
 	st := Status{Hostname: h, Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	for _, l := range s.links {
-		ls := l.status()
-		ls.ClockWarning = s.clockWarning(l.cfg)
+	for _, ls := range s.readAll() {
 		s.sinceClear(&ls)
 		st.Links = append(st.Links, ls)
 	}
@@ -129,10 +136,75 @@ func (s *Supervisor) Status() Status {
 func (s *Supervisor) RawStatus() Status {
 	st := Status{Uptime: s.opts.Now().Sub(s.start).Round(time.Second)}
 	st.Hostname, _ = os.Hostname()
-	for _, l := range s.links {
-		st.Links = append(st.Links, l.status())
-	}
+	st.Links = s.readAll()
 	return st
+}
+
+// readAll reads every link's status at once, within one statusBudget.
+func (s *Supervisor) readAll() []LinkStatus {
+	links := s.current()
+	out := make([]LinkStatus, len(links))
+	var wg sync.WaitGroup
+	for i, l := range links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], _ = l.reader.read(l, statusBudget)
+			out[i].ClockWarning = s.clockWarning(l.cfg)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// statusReader reads a link's status on a goroutine of its own, one read
+// at a time, so a caller can stop waiting for a wedged part: it gets the
+// last complete status instead, marked stale. A wedged part costs one
+// goroutine, however often the status is asked for.
+type statusReader struct {
+	mu       sync.Mutex
+	inflight chan struct{} // closed when the read under way ends
+	started  time.Time     // when the read under way started
+	last     *LinkStatus
+	lastAt   time.Time
+}
+
+// read returns l's status, fresh if it came within budget.
+func (r *statusReader) read(l *link, budget time.Duration) (LinkStatus, bool) {
+	r.mu.Lock()
+	done := r.inflight
+	if done == nil {
+		done = make(chan struct{})
+		r.inflight, r.started = done, time.Now()
+		go func() {
+			ls := l.status()
+			r.mu.Lock()
+			r.last, r.lastAt, r.inflight = &ls, time.Now(), nil
+			r.mu.Unlock()
+			close(done)
+		}()
+	}
+	r.mu.Unlock()
+	t := time.NewTimer(budget)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight == nil && r.last != nil && !r.lastAt.Before(r.started) {
+		return *r.last, true
+	}
+	stuck := time.Since(r.started).Round(100 * time.Millisecond)
+	if r.last == nil {
+		return LinkStatus{Name: l.cfg.Name, Backend: l.backend, Datapath: l.datapath,
+			Stale: fmt.Sprintf("the link's key agreement or datapath has not answered for %s; no earlier status", stuck)}, false
+	}
+	ls := *r.last
+	ls.Stale = fmt.Sprintf("the link's key agreement or datapath has not answered for %s; status as of %s",
+		stuck, r.lastAt.Format(time.TimeOnly))
+	return ls, false
 }
 
 func (l *link) status() LinkStatus {
@@ -306,11 +378,9 @@ func atoi(s string) int {
 // does on a router; the underlying IEEE counters keep running.
 func (s *Supervisor) ClearCounters() {
 	base := map[string]LinkStatus{}
-	s.lmu.Lock()
-	for _, l := range s.links {
-		base[l.cfg.Name] = l.status()
+	for _, ls := range s.readAll() {
+		base[ls.Name] = ls
 	}
-	s.lmu.Unlock()
 	s.mu.Lock()
 	s.cleared = base
 	s.mu.Unlock()

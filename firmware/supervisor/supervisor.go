@@ -10,15 +10,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/internal/ifquiet"
 	"github.com/secwire/secwire/offload/kernel"
@@ -44,7 +48,20 @@ type Options struct {
 	// PNReserve is how far ahead of a static transmit SA's PN its ceiling
 	// is recorded; 0 is 2^24 (tests use less to reach it).
 	PNReserve uint64
+	// StopTimeout bounds how long stopping a link may take (default
+	// DefaultStopTimeout).
+	StopTimeout time.Duration
 }
+
+// DefaultStopTimeout is how long Stop and Update wait for a link to stop
+// before they report what is stuck. Every part stops in well under a
+// second unless it is wedged.
+const DefaultStopTimeout = 10 * time.Second
+
+// ErrStuck is wrapped by Stop's and Update's errors when a link did not
+// stop in time: its datapath may still run, so nothing may be started in
+// its place; only a reset (the watchdog) helps.
+var ErrStuck = errors.New("is wedged")
 
 // Supervisor runs the links of one config. Its methods are called by
 // one owner at a time (the commit manager); each link runs on its own, so
@@ -57,19 +74,32 @@ type Supervisor struct {
 	start  time.Time
 	cfg    *config.Config // what runs
 
-	lmu   sync.Mutex // guards links
+	lmu   sync.Mutex // serialises Start, Update and Stop, which change links
 	links []*link
+	// view is links as last published: readers (status, health, rekey)
+	// use it and never wait for lmu, which an update holds while links
+	// stop.
+	view atomic.Pointer[[]*link]
 
 	mu      sync.Mutex
 	cleared map[string]LinkStatus // counters at the last ClearCounters
 }
 
 type link struct {
-	cancel  context.CancelFunc // ends the link's goroutines
-	wg      sync.WaitGroup     // its watch loop and KaY
-	cfg     config.Link
-	keyDir  string // relative key files are read from here (Config.KeyDir)
-	secyCfg macsec.Config
+	cancel context.CancelFunc // ends the link's goroutines
+	wg     sync.WaitGroup     // its watch loop and KaY
+	// tasks are the link's goroutines and stop steps under way, by name:
+	// what a stop that times out names.
+	tmu      sync.Mutex
+	tasks    map[string]int
+	stopOnce sync.Once
+	stopping atomic.Bool
+	stopped  chan struct{} // closed once shutdown has stopped everything
+	beat     health.Beat   // marked by the watch loop each time round
+	reader   statusReader
+	cfg      config.Link
+	keyDir   string // relative key files are read from here (Config.KeyDir)
+	secyCfg  macsec.Config
 	// Exactly one backend runs the link: the Go codec and engine, or a
 	// kernel macsec link (kernel software or offloaded). seam is the one
 	// MKA and static keys drive.
@@ -109,17 +139,60 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Supervisor, err
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
 	s := &Supervisor{opts: o, log: o.Log, start: o.Now(), cfg: cfg.Clone()}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	for i := range cfg.Links {
 		l, err := s.launch(cfg.Links[i], cfg.KeyDir(), managementVLAN(cfg, cfg.Links[i]))
 		if err != nil {
-			s.Stop()
+			if serr := s.Stop(); serr != nil {
+				s.log.Error(serr.Error())
+			}
 			return nil, err
 		}
 		s.links = append(s.links, l)
 	}
+	s.publish()
 	return s, nil
+}
+
+// publish makes links what readers see. Called with lmu held.
+func (s *Supervisor) publish() {
+	links := slices.Clone(s.links)
+	s.view.Store(&links)
+}
+
+// current is the links as last published.
+func (s *Supervisor) current() []*link {
+	if p := s.view.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// spawn runs fn on a goroutine of the link that shutdown waits for, under
+// a name a stop that times out reports.
+func (l *link) spawn(name string, fn func()) {
+	l.wg.Add(1)
+	l.task(name, 1)
+	go func() {
+		defer l.wg.Done()
+		defer l.task(name, -1)
+		fn()
+	}()
+}
+
+func (l *link) task(name string, d int) {
+	l.tmu.Lock()
+	defer l.tmu.Unlock()
+	if l.tasks == nil {
+		l.tasks = map[string]int{}
+	}
+	if l.tasks[name] += d; l.tasks[name] <= 0 {
+		delete(l.tasks, name)
+	}
 }
 
 // launch starts one link and its watch loop.
@@ -131,33 +204,116 @@ func (s *Supervisor) launch(lc config.Link, keyDir string, mgmtVLAN uint16) (*li
 		return nil, fmt.Errorf("link %s: %w", lc.Name, err)
 	}
 	l.cancel = cancel
-	l.wg.Add(1)
-	go func() { defer l.wg.Done(); s.watch(ctx, l) }()
+	l.spawn("supervisor loop", func() { s.watch(ctx, l) })
 	if l.guard != nil {
-		l.wg.Add(1)
-		go func() { defer l.wg.Done(); l.guard.run(ctx) }()
+		l.spawn("PN ceiling writer", func() { l.guard.run(ctx) })
 	}
 	return l, nil
 }
 
-// shutdown ends the link's goroutines, then its datapath and keys.
-func (l *link) shutdown() {
-	l.cancel()
-	l.wg.Wait()
-	l.stop()
+// beginShutdown starts ending the link's goroutines, then its datapath
+// and keys, in the background; once is enough.
+func (l *link) beginShutdown() {
+	l.stopOnce.Do(func() {
+		l.stopping.Store(true)
+		go func() {
+			l.cancel()
+			l.wg.Wait()
+			step := "datapath stop (" + l.backend + ")"
+			l.task(step, 1)
+			l.stop()
+			l.task(step, -1)
+			close(l.stopped)
+		}()
+	})
+}
+
+// awaitShutdown waits for a shutdown until deadline, and names what is
+// still running if it has not ended by then.
+func (l *link) awaitShutdown(deadline <-chan time.Time, timeout time.Duration) error {
+	select {
+	case <-l.stopped:
+		return nil
+	case <-deadline:
+	}
+	l.tmu.Lock()
+	stuck := slices.Sorted(maps.Keys(l.tasks))
+	l.tmu.Unlock()
+	return fmt.Errorf("link %s %w: it did not stop within %s (still running: %s)", l.cfg.Name, ErrStuck, timeout, strings.Join(stuck, ", "))
+}
+
+// shutdown stops the link, waiting at most timeout.
+func (l *link) shutdown(timeout time.Duration) error {
+	l.beginShutdown()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	return l.awaitShutdown(t.C, timeout)
 }
 
 // Stop stops every link. With link-fault pass-through the plaintext port
 // is taken down, so the customer's router sees the encryptor go away
-// instead of a silent blackhole.
-func (s *Supervisor) Stop() {
+// instead of a silent blackhole. It waits at most Options.StopTimeout,
+// then returns an error (wrapping ErrStuck) naming what has not stopped:
+// a wedged datapath or key agreement. A later Stop waits for the same
+// links again.
+func (s *Supervisor) Stop() error {
 	s.cancel()
 	s.lmu.Lock()
 	defer s.lmu.Unlock()
 	for _, l := range s.links {
-		l.shutdown()
+		l.beginShutdown()
+	}
+	t := time.NewTimer(s.opts.StopTimeout)
+	defer t.Stop()
+	var errs []error
+	for _, l := range s.links {
+		if err := l.awaitShutdown(t.C, s.opts.StopTimeout); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...) // the wedged links stay in view
 	}
 	s.links = nil
+	s.publish()
+	return nil
+}
+
+// Stall makes the named link's key agreement hang for d, as a wedged KaY
+// would (test hooks only: the watchdog test).
+func (s *Supervisor) Stall(name string, d time.Duration) error {
+	for _, l := range s.current() {
+		if l.cfg.Name != name {
+			continue
+		}
+		if l.kay == nil {
+			return fmt.Errorf("link %s is keyed with static SAKs, not MKA", name)
+		}
+		l.kay.Stall(d)
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNoLink, name)
+}
+
+// Health reports the links whose supervisor loop or key agreement has made
+// no progress for health.StaleAfter, or nil. A link being stopped reports
+// nothing: the stop's own timeout bounds that.
+func (s *Supervisor) Health(now time.Time) error {
+	var errs []error
+	for _, l := range s.current() {
+		if l.stopping.Load() {
+			continue
+		}
+		if err := health.Stale("link "+l.cfg.Name+" supervisor loop", l.beat.Last(), now, health.StaleAfter); err != nil {
+			errs = append(errs, err)
+		}
+		if l.kay != nil {
+			if err := health.Stale("link "+l.cfg.Name+" MKA", l.kay.Progress(), now, health.StaleAfter); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Update makes cfg the running config and touches only what changed:
@@ -165,7 +321,8 @@ func (s *Supervisor) Stop() {
 // running link can absorb is changed in place (same CA, same SAK, no port
 // bounce), and only a link whose change needs it is restarted (Plan says
 // which). On error the links may be half updated: the caller stops the
-// supervisor and starts a known config again.
+// supervisor and starts a known config again, except when a link did not
+// stop (ErrStuck): then nothing may start in its place.
 func (s *Supervisor) Update(cfg *config.Config) ([]Change, error) {
 	if errs := cfg.Check(); len(errs) > 0 {
 		return nil, errs
@@ -181,17 +338,28 @@ func (s *Supervisor) Update(cfg *config.Config) ([]Change, error) {
 		l := byName[c.Link]
 		switch c.Action {
 		case ActionStop, ActionRestart:
-			l.shutdown()
+			if err := l.shutdown(s.opts.StopTimeout); err != nil {
+				return plan, err
+			}
 			delete(byName, c.Link)
 		case ActionInPlace:
 			nl := cfg.Link(c.Link)
-			if err := l.reconfigure(*nl); err != nil {
-				return plan, fmt.Errorf("link %s: %w", c.Link, err)
+			// The KaY takes the change under its lock: a wedged one must
+			// not hang the commit.
+			done := make(chan error, 1)
+			go func() { done <- l.reconfigure(*nl) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					return plan, fmt.Errorf("link %s: %w", c.Link, err)
+				}
+			case <-time.After(s.opts.StopTimeout):
+				return plan, fmt.Errorf("link %s %w: its key agreement did not take the change within %s", c.Link, ErrStuck, s.opts.StopTimeout)
 			}
 		}
 	}
 	var links []*link
-	defer func() { s.links = links }()
+	defer func() { s.links = links; s.publish() }()
 	for i := range cfg.Links {
 		lc := cfg.Links[i]
 		if l := byName[lc.Name]; l != nil {
@@ -261,7 +429,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 	if err != nil {
 		return nil, fmt.Errorf("line port %s: %w", lc.Line, err)
 	}
-	l := &link{cfg: lc, keyDir: keyDir, lineMTU: line.MTU}
+	l := &link{cfg: lc, keyDir: keyDir, lineMTU: line.MTU, stopped: make(chan struct{})}
 	log := s.log.With("link", lc.Name)
 	// The host's own stack must never talk on the line port: no IPv6
 	// neighbour discovery or MLD, no addresses (they would leave in clear).
@@ -356,8 +524,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 		}
 	}
 	if l.kay != nil {
-		l.wg.Add(1)
-		go func() { defer l.wg.Done(); l.kay.Run(ctx) }()
+		l.spawn("MKA", func() { l.kay.Run(ctx) })
 	}
 	if lc.ShouldSecure() {
 		log.Warn("policy should-secure: frames cross IN CLEAR whenever no SA is up")
@@ -436,7 +603,9 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 	defer t.Stop()
 	first := true
 	wasSecured := false
+	lastErr := ""
 	for {
+		l.beat.Mark(time.Now())
 		carrier := readCarrier(l.cfg.Line)
 		secured := l.secured()
 		if secured != wasSecured {
@@ -475,8 +644,12 @@ func (s *Supervisor) watch(ctx context.Context, l *link) {
 			return
 		case <-t.C:
 		}
-		if err := l.datapathErr(); err != nil {
+		// Logged when it changes: the loop runs five times a second.
+		if err := l.datapathErr(); err != nil && err.Error() != lastErr {
 			log.Error("datapath failed", "err", err)
+			lastErr = err.Error()
+		} else if err == nil {
+			lastErr = ""
 		}
 		l.checkDataPlane(log)
 	}
@@ -487,7 +660,11 @@ func (l *link) checkDataPlane(log *slog.Logger) {
 	if !l.secured() {
 		return
 	}
-	diag, looked := l.data.look(time.Now(), l.status())
+	ls, fresh := l.reader.read(l, statusBudget)
+	if !fresh {
+		return // a part of the link is slow to answer; look next time
+	}
+	diag, looked := l.data.look(time.Now(), ls)
 	if !looked {
 		return
 	}
@@ -598,18 +775,28 @@ func loadChain(m *config.MKA, keyDir string) ([]mka.CAK, *mka.CAK, error) {
 	return keys, fallback, nil
 }
 
+// rekeyWait bounds how long Rekey waits for the KaY.
+const rekeyWait = 2 * time.Second
+
 // Rekey asks the named link's key server for a new SAK.
 func (s *Supervisor) Rekey(name string) error {
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	for _, l := range s.links {
+	for _, l := range s.current() {
 		if l.cfg.Name != name {
 			continue
 		}
 		if l.kay == nil {
 			return fmt.Errorf("link %s is keyed with static SAKs, not MKA", name)
 		}
-		return l.kay.Rekey("requested by the operator")
+		// A wedged KaY must not hang the operator's session: it is asked
+		// on a goroutine (one stays behind while it is wedged).
+		done := make(chan error, 1)
+		go func() { done <- l.kay.Rekey("requested by the operator") }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(rekeyWait):
+			return fmt.Errorf("link %s: key agreement does not answer within %s (wedged; /health and the watchdog say so)", name, rekeyWait)
+		}
 	}
 	return fmt.Errorf("%w: %s", ErrNoLink, name)
 }
@@ -618,9 +805,7 @@ func (s *Supervisor) Rekey(name string) error {
 // frames past the capture taps until release is called, so a capture sees
 // both directions. Other datapaths (and ports of no link) need nothing.
 func (s *Supervisor) Monitor(port string) (release func()) {
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	for _, l := range s.links {
+	for _, l := range s.current() {
 		if (l.cfg.Plain == port || l.cfg.Line == port) && l.engine != nil {
 			e := l.engine
 			e.Visible(true)

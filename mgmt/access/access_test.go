@@ -2,6 +2,7 @@ package access
 
 import (
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -155,5 +156,27 @@ func TestAdmissionMakesRoomForBetterSources(t *testing.T) {
 	done()
 	if a.Len() != 1 {
 		t.Fatalf("%d in the table after done", a.Len())
+	}
+}
+
+// A closed Idle's reader goroutine ends once its source is closed, even
+// with input nobody will read: an SSH session that ran one command and
+// left must not keep a goroutine.
+func TestIdleCloseEndsReader(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 20 {
+		pr, pw := io.Pipe()
+		i := NewIdle(pr, 0, nil)
+		go pw.Write([]byte("input nobody reads"))
+		time.Sleep(time.Millisecond)
+		i.Close()
+		pw.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines left behind by 20 closed Idles", n-before)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/secwire/secwire/firmware/boot"
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/timesync"
@@ -104,6 +105,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 				"Boot: " + bootLine(sw) + "; config partition " + boot.ConfigPartName,
 				deviceKeyLine(),
 				"Booted: " + booted.Format(time.DateTime),
+				runtimeLine(),
 			}
 		},
 		Ports: func() []drivers.Port {
@@ -122,6 +124,20 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 			return reboot(log)
 		},
 	}
+	if b.TestHooks {
+		env.StallMKA = m.StallMKA
+	}
+	// The watchdog is fed only while the links, their key agreement and
+	// the management plane (a silent operator session) make progress.
+	beat := &health.Beat{}
+	beat.Mark(time.Now())
+	go cli.Heartbeat(ctx, env, beat, time.Second)
+	if b.Health != nil {
+		b.Health.Add("links", m.Health)
+		b.Health.Add("management", func(now time.Time) error {
+			return health.Stale("the CLI (show mka)", beat.Last(), now, health.StaleAfter)
+		})
+	}
 	limiter := access.NewLimiter()
 	pl.SSH = &sshd.Server{Env: env, HostKey: HostKeyFile, Limiter: limiter, Sessions: sessions, Log: log}
 	if testNeverHealthy {
@@ -131,7 +147,7 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	}
 	services.Apply(m.Running()) // after the plane: metrics listen on its address
 	say := func(f string, a ...any) { fmt.Fprintf(con, f+"\n", a...) }
-	go watchHealth(ctx, sw, &health{m: m, cfgErr: err}, booted, healthTimeout(), say, log, func() error { return reboot(log) })
+	go watchHealth(ctx, sw, &bootHealth{m: m, cfgErr: err}, booted, healthTimeout(), say, log, func() error { return reboot(log) })
 	go func() { services.Run(ctx); close(svcDone) }()
 	c := &console.Console{Env: env, Limiter: limiter, Sessions: sessions, MgmtPort: mgmtPort}
 	return c.Run(ctx, con)
@@ -152,6 +168,12 @@ func rawConsole(f *os.File) {
 	if term.IsTerminal(int(f.Fd())) {
 		term.MakeRaw(int(f.Fd()))
 	}
+}
+
+// runtimeLine is the firmware's resource use for show system.
+func runtimeLine() string {
+	r := health.ReadRuntime()
+	return fmt.Sprintf("Firmware: RSS %.1f MiB, %d goroutines, %d threads", float64(r.RSSBytes)/(1<<20), r.Goroutines, r.Threads)
 }
 
 func reboot(log *slog.Logger) error {

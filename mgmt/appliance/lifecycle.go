@@ -112,15 +112,15 @@ func healthTimeout() time.Duration {
 	return DefaultHealthTimeout
 }
 
-// health says what keeps the box from being healthy: the config loaded,
+// bootHealth says what keeps the box from being healthy: the config loaded,
 // every configured link started on its backend, the management plane
 // answering. Nothing missing is healthy.
-type health struct {
+type bootHealth struct {
 	m      *commit.Manager
 	cfgErr error
 }
 
-func (h *health) missing() []string {
+func (h *bootHealth) missing() []string {
 	var out []string
 	if h.cfgErr != nil {
 		out = append(out, "config not loaded: "+h.cfgErr.Error())
@@ -170,7 +170,7 @@ func sshAnswers(addr string) error {
 // running slot good. A trial boot that is not healthy within timeout is
 // recorded and rebooted: it uses up one try, and when none are left
 // systemd-boot boots the other slot.
-func watchHealth(ctx context.Context, sw *slots.Manager, h *health, booted time.Time, timeout time.Duration,
+func watchHealth(ctx context.Context, sw *slots.Manager, h *bootHealth, booted time.Time, timeout time.Duration,
 	say func(string, ...any), log *slog.Logger, reboot func() error) {
 	trial := sw.Trial()
 	t := time.NewTicker(2 * time.Second)

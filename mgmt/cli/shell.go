@@ -24,6 +24,7 @@ import (
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/slots"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/supervisor"
@@ -44,6 +45,9 @@ type Env struct {
 	Sessions func() []string
 	Reboot   func() error
 	Zeroize  func() error
+	// StallMKA hangs a link's key agreement for a while: a test hook,
+	// set only when the kernel command line enables test hooks.
+	StallMKA func(link string, d time.Duration) error
 	// NOC is the state of clock sync, syslog and metrics (show system
 	// time|syslog|metrics).
 	NOC func() noc.Status
@@ -122,7 +126,7 @@ func systemUptime() time.Duration {
 }
 
 // Prompt is the prompt for the next line: user@host> in operational mode,
-// user@host# in configuration mode.
+// user@host# in configuration mode. It never waits for a commit.
 func (sh *Shell) Prompt() string {
 	host := sh.hostname()
 	if sh.cand != nil {
@@ -310,11 +314,7 @@ func (sh *Shell) opCommands() []*cmd {
 						arg: "<link> file <name> | <link> terminal", words: exportWords, run: (*Shell).exportKeys},
 				}},
 			}},
-			{name: "system", help: "System requests", sub: []*cmd{
-				{name: "reboot", help: "Reboot the appliance", run: (*Shell).reboot},
-				{name: "software", help: "Firmware updates: add a signed bundle, roll back", sub: softwareCommands()},
-				{name: "zeroize", help: "Erase every key, user and config, then reboot to first-boot setup", run: (*Shell).zeroize},
-			}},
+			{name: "system", help: "System requests", sub: sh.systemRequests()},
 		}},
 		{name: "show", help: "Show status and configuration", sub: []*cmd{
 			{name: "configuration", help: "The running configuration", run: func(sh *Shell, _ []token, _ int) error {
@@ -349,6 +349,37 @@ func (sh *Shell) opCommands() []*cmd {
 			}},
 		}},
 	}
+}
+
+func (sh *Shell) systemRequests() []*cmd {
+	cmds := []*cmd{
+		{name: "reboot", help: "Reboot the appliance", run: (*Shell).reboot},
+		{name: "software", help: "Firmware updates: add a signed bundle, roll back", sub: softwareCommands()},
+		{name: "zeroize", help: "Erase every key, user and config, then reboot to first-boot setup", run: (*Shell).zeroize},
+	}
+	if sh.env.StallMKA != nil {
+		cmds = append(cmds, &cmd{name: "test-hook", help: "Fault injection (test hooks are enabled on the kernel command line)", sub: []*cmd{
+			{name: "stall-mka", help: "Hang a link's key agreement, as a wedged one would: the watchdog resets the box",
+				arg: "<link> <seconds>", words: linkNames, run: (*Shell).stallMKA},
+		}})
+	}
+	return cmds
+}
+
+func (sh *Shell) stallMKA(args []token, end int) error {
+	if len(args) != 2 {
+		return &posError{end, "give a link name and a number of seconds"}
+	}
+	n, err := strconv.Atoi(args[1].s)
+	if err != nil || n < 1 || n > 3600 {
+		return errAt(args[1], "%q: want seconds, 1..3600", args[1].s)
+	}
+	if err := sh.env.StallMKA(args[0].s, time.Duration(n)*time.Second); err != nil {
+		return errAt(args[0], "%v", err)
+	}
+	sh.env.Audit.Record(commit.Who{User: sh.sess.User, From: sh.sess.From}, "request system test-hook stall-mka", args[0].s, args[1].s)
+	sh.printf("key agreement of link %s stalls for %d s\n", args[0].s, n)
+	return nil
 }
 
 func (sh *Shell) configCommands() []*cmd {
@@ -825,4 +856,24 @@ func (sh *Shell) ping(args []token, end int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.Count+5)*time.Second)
 	defer cancel()
 	return ping.Run(ctx, sh.out, o)
+}
+
+// Heartbeat runs a silent operator session that prints the prompt and
+// runs `show mka` every period, as an operator would, and marks beat each
+// time that answered: the watchdog's proof that the management plane
+// works. It runs until ctx ends.
+func Heartbeat(ctx context.Context, env *Env, beat *health.Beat, every time.Duration) {
+	sh := &Shell{env: env, sess: Session{User: "watchdog", Role: "operator", Out: io.Discard}, out: io.Discard}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		sh.Prompt()
+		sh.Exec("show mka")
+		beat.Mark(time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -17,6 +17,7 @@ func MKA(w io.Writer, st supervisor.Status) {
 		return
 	}
 	for _, l := range st.Links {
+		stale(w, l)
 		m := l.MKA
 		if m == nil {
 			fmt.Fprintf(w, "link %s: static keys, no MKA\n", l.Name)

@@ -44,6 +44,7 @@ func Interfaces(w io.Writer, st supervisor.Status) {
 	}
 	tw.Flush()
 	for _, l := range st.Links {
+		stale(w, l)
 		if l.Fault != "" {
 			fmt.Fprintf(w, "link %s: plaintext port held down: %s\n", l.Name, l.Fault)
 		}
@@ -61,6 +62,7 @@ func MACsec(w io.Writer, st supervisor.Status) {
 		return
 	}
 	for _, l := range st.Links {
+		stale(w, l)
 		fmt.Fprintf(w, "link %s (%s -> %s)\n", l.Name, l.Plain.Name, l.Line.Name)
 		fmt.Fprintf(w, "  datapath: %s\n", l.Datapath)
 		if l.InClear {
@@ -107,6 +109,7 @@ func Counters(w io.Writer, st supervisor.Status) {
 		return
 	}
 	for _, l := range st.Links {
+		stale(w, l)
 		fmt.Fprintf(w, "link %s\n", l.Name)
 		block(w, "  SecY", l.SecYCounters)
 		block(w, "  TX SC "+l.SCI, l.TxSCCounters)
@@ -150,4 +153,11 @@ func yesno(b bool) string {
 func short(s string) string {
 	f, _, _ := strings.Cut(s, " ")
 	return f
+}
+
+// stale warns that a link's status is its last answer, not a fresh one.
+func stale(w io.Writer, l supervisor.LinkStatus) {
+	if l.Stale != "" {
+		fmt.Fprintf(w, "link %s: !!! NOT ANSWERING: %s\n", l.Name, l.Stale)
+	}
 }

@@ -8,6 +8,9 @@
 //	}
 //	// from here on the test is inside the guest, as root, modules loaded
 //
+// and the package's TestMain calls Main, so that the guest's last lines of
+// output reach the host before the guest stops.
+//
 // On the host, Run compiles the package's test binary, builds an initramfs
 // with it as u-root's uinit, boots it, streams the guest's test output into
 // the host test's log and fails the host test if the guest test failed.
@@ -24,6 +27,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/image"
@@ -73,6 +78,21 @@ var MACsecModules = []string{"macsec", "veth", "gcm", "ghash-generic", "aesni-in
 // KernelDatapathModules add the bridge the kernel datapath joins its
 // macsec link and plaintext port with.
 var KernelDatapathModules = append(MACsecModules[:len(MACsecModules):len(MACsecModules)], "bridge")
+
+// Main runs the package's tests (from TestMain). Inside a guest the test
+// binary is init: when it exits the kernel panics and QEMU stops at once,
+// and the verdict lines still queued on the serial console were lost (a
+// passing guest test then read as a failure on the host). Main waits for
+// the console to send everything before it exits.
+func Main(m *testing.M) {
+	code := m.Run()
+	if Inside() {
+		unix.IoctlSetInt(int(os.Stdout.Fd()), unix.TCSBRK, 1) // tcdrain
+		os.Stdout.Sync()
+		time.Sleep(500 * time.Millisecond)
+	}
+	os.Exit(code)
+}
 
 // Inside reports whether this process is the test binary inside a guest.
 func Inside() bool {
