@@ -45,15 +45,17 @@ type box struct {
 func newBox(t *testing.T, name string, base int, disk string, boot Boot, tpmDir string) *box {
 	t.Helper()
 	b := &box{name: name, disk: disk, boot: boot, base: base, sshPort: base + 4, tpmDir: tpmDir}
+	var err error
 	if boot == BootUEFI {
-		var err error
 		if b.vars, err = PrivateCopy(OVMFVars, filepath.Dir(disk)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	b.plain = listenUDP(t, base+1, base)
 	b.line = listenUDP(t, base+3, base+2)
-	b.log, _ = os.Create(filepath.Join(filepath.Dir(disk), "console.log"))
+	if b.log, err = os.Create(filepath.Join(filepath.Dir(disk), "console.log")); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { b.stop(); b.log.Close() })
 	return b
 }
@@ -68,7 +70,7 @@ func (b *box) start(t *testing.T) {
 	s.Mgmt = fmt.Sprintf("user,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22", b.sshPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	if b.tpmDir != "" {
-		tpm, err := StartSWTPM(ctx, b.tpmDir)
+		tpm, err := StartSWTPM(ctx, b.tpmDir, b.log)
 		if err != nil {
 			cancel()
 			t.Fatal(err)
@@ -314,7 +316,7 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 	root, _ := RepoRoot()
 	buildStart := time.Now()
 	v2 := buildRelease(t, "999.2.0", "", "", "")
-	v3 := buildRelease(t, "999.3.0", "secwire_never_healthy", "secwire.health_timeout=45", "")
+	v3 := buildRelease(t, "999.3.0", "secwire_never_healthy", "secwire.health_timeout=30", "")
 	t.Logf("two release bundles built in %v; bundle size %.1f MB", time.Since(buildStart).Round(time.Second), float64(len(v2))/1e6)
 
 	// The bad bundles: signed by a key the box does not trust, for
@@ -351,6 +353,10 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 	sw := run(t, c, "show system software")
 	if !strings.Contains(sw, "slot A") || !strings.Contains(sw, "good, running") || !strings.Contains(sw, "B     -") {
 		t.Fatalf("v1 show system software:\n%s", sw)
+	}
+	v1 := regexp.MustCompile(`Running: secwire (\S+), slot A`).FindStringSubmatch(sw)
+	if v1 == nil {
+		t.Fatalf("v1 show system software names no running version:\n%s", sw)
 	}
 	confBefore := run(t, c, "show configuration")
 	if sys := run(t, c, "show system"); !strings.Contains(sys, "Device key: seal.key in clear on the config partition (no TPM 2.0 in this box)") ||
@@ -397,7 +403,8 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 			if n > 0 {
 				t.Logf("%5.1fs: %s", time.Since(cutStart).Seconds(), strings.TrimSpace(string(buf[:n])))
 			}
-			if regexp.MustCompile(`writing slot B: +[1-9]0%`).Match(seen.Bytes()) {
+			// Halfway: the kernel is written, the initramfs partly.
+			if regexp.MustCompile(`writing slot B: +[5-8][0-9]%`).Match(seen.Bytes()) {
 				b.stop()
 				killed <- seen.String()
 				return
@@ -468,6 +475,26 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 		t.Fatalf("v2: %d protected frames on the line, plaintext seen %v", n, clr)
 	}
 
+	// request system software rollback: back to v1 on slot A, and from
+	// there forward again to v2 on slot B, each a reboot.
+	for _, to := range []struct{ slot, version string }{{"A", v1[1]}, {"B", "999.2.0"}} {
+		out := run(t, c, "request system software rollback")
+		if !strings.Contains(out, fmt.Sprintf("the next boot runs slot %s (secwire %s)", to.slot, to.version)) {
+			t.Fatalf("rollback to slot %s:\n%s", to.slot, out)
+		}
+		interactiveYes(t, c, "request system reboot")
+		c.Close()
+		b.expect(t, "lc login: ", promptWait)
+		c = b.dial(t)
+		sw = run(t, c, "show system software")
+		if !strings.Contains(sw, fmt.Sprintf("Running: secwire %s, slot %s", to.version, to.slot)) {
+			t.Fatalf("after the rollback to slot %s:\n%s", to.slot, sw)
+		}
+		if got := run(t, c, "show configuration"); got != confBefore {
+			t.Fatalf("the configuration changed across the rollback to slot %s:\n%s", to.slot, got)
+		}
+	}
+
 	// 4. v3 never becomes healthy: after its 2 tries the box is back on v2.
 	out = runIn(t, c, "request system software add - tries 2", v3)
 	if !strings.Contains(out, "slot A armed for a trial boot: 2 tries") {
@@ -477,7 +504,7 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 	interactiveYes(t, c, "request system reboot")
 	c.Close()
 	for i := 1; i <= 2; i++ {
-		b.expect(t, `trial boot of slot A \(secwire 999.3.0\) not healthy 45 s after boot: .*management plane`, promptWait+time.Minute)
+		b.expect(t, `trial boot of slot A \(secwire 999.3.0\) not healthy 30 s after boot: .*management plane`, promptWait+time.Minute)
 		t.Logf("v3 trial boot %d failed after %v", i, time.Since(rollStart).Round(time.Second))
 	}
 	b.expect(t, `WARNING: the trial of slot A \(secwire 999.3.0\) failed: 2 boots without becoming healthy`, promptWait)
@@ -487,7 +514,7 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 	defer c.Close()
 	sw = run(t, c, "show system software")
 	t.Logf("after the failed trial:\n%s", sw)
-	for _, want := range []string{"Running: secwire 999.2.0, slot B", "Last failed trial:", "the trial of slot A (secwire 999.3.0) failed: 2 boots without becoming healthy (last: not healthy 45 s after boot"} {
+	for _, want := range []string{"Running: secwire 999.2.0, slot B", "Last failed trial:", "the trial of slot A (secwire 999.3.0) failed: 2 boots without becoming healthy (last: not healthy 30 s after boot"} {
 		if !strings.Contains(sw, want) {
 			t.Errorf("show system software lacks %q", want)
 		}
@@ -497,6 +524,9 @@ func TestSoftwareUpdateAndRollback(t *testing.T) {
 	}
 	if mac := run(t, c, "show macsec"); !strings.Contains(mac, "l0") {
 		t.Fatalf("the link does not run after the rollback:\n%s", mac)
+	}
+	if out := run(t, c, "request system software rollback"); !strings.Contains(out, "there is no other good firmware to roll back to") {
+		t.Errorf("rollback to the failed slot A:\n%s", out)
 	}
 	if log := run(t, c, "show log"); !strings.Contains(log, "trial of slot A (secwire 999.3.0) failed") {
 		t.Errorf("the failed trial is not in the log:\n%s", log)

@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +18,10 @@ type SWTPM struct {
 	cmd    *exec.Cmd
 }
 
-// StartSWTPM starts swtpm with its state in stateDir. It ends when the
-// VM disconnects (--terminate) or ctx ends.
-func StartSWTPM(ctx context.Context, stateDir string) (*SWTPM, error) {
+// StartSWTPM starts swtpm with its state in stateDir, its messages to
+// log (the VM's console log). It ends when the VM disconnects
+// (--terminate) or ctx ends.
+func StartSWTPM(ctx context.Context, stateDir string, log io.Writer) (*SWTPM, error) {
 	if _, err := exec.LookPath("swtpm"); err != nil {
 		return nil, fmt.Errorf("swtpm missing: install Debian's swtpm and swtpm-tools (make deps)")
 	}
@@ -30,7 +32,7 @@ func StartSWTPM(ctx context.Context, stateDir string) (*SWTPM, error) {
 	os.Remove(sock)
 	cmd := exec.CommandContext(ctx, "swtpm", "socket", "--tpm2", "--terminate",
 		"--tpmstate", "dir="+stateDir, "--ctrl", "type=unixio,path="+sock)
-	cmd.Stderr = os.Stderr
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("swtpm: %w", err)
 	}
