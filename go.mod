@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/beevik/ntp v1.6.0
+	github.com/cilium/ebpf v0.22.0
 	github.com/diskfs/go-diskfs v1.9.4
 	github.com/google/go-tpm v0.9.8
 	github.com/gopacket/gopacket v1.7.7

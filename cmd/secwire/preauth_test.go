@@ -174,7 +174,7 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 		if tx, err = afpacket.OpenTx("g-plain", afpacket.TxOptions{FrameSize: 2048, Frames: 1024}); err != nil {
 			return err
 		}
-		rx, err = afpacket.OpenRx("g-line", afpacket.RxOptions{Promiscuous: true, Blocks: 64})
+		rx, err = afpacket.OpenRx("g-line", afpacket.RxOptions{Promiscuous: true})
 		return err
 	}))
 	defer tx.Close()

@@ -204,7 +204,9 @@ func (s *Supervisor) launch(lc config.Link, keyDir string, mgmtVLAN uint16) (*li
 		return nil, fmt.Errorf("link %s: %w", lc.Name, err)
 	}
 	l.cancel = cancel
-	l.spawn("supervisor loop", func() { s.watch(ctx, l) })
+	w := &faultWatch{log: s.log.With("link", lc.Name), first: true}
+	w.check(l)
+	l.spawn("supervisor loop", func() { s.watch(ctx, l, w) })
 	if l.guard != nil {
 		l.spawn("PN ceiling writer", func() { l.guard.run(ctx) })
 	}
@@ -505,14 +507,6 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 			return nil, err
 		}
 	} else {
-		if lc.Workers > 1 {
-			// Workers share each port through a fanout group, which a down
-			// port cannot join; the watch loop holds it down again at once
-			// if the link is not secured.
-			if err := setLink(lc.Plain, true); err != nil {
-				return nil, fmt.Errorf("plaintext port %s: cannot bring it up: %w", lc.Plain, err)
-			}
-		}
 		l.engine, err = software.Start(ctx, software.Options{
 			Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
 			VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
@@ -597,62 +591,73 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 // watch implements link-fault pass-through: the plaintext port is up only
 // while the line has carrier and the secure channel is up (or the policy
 // is should-secure).
-func (s *Supervisor) watch(ctx context.Context, l *link) {
-	log := s.log.With("link", l.cfg.Name)
+func (s *Supervisor) watch(ctx context.Context, l *link, w *faultWatch) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	first := true
-	wasSecured := false
 	lastErr := ""
 	for {
-		l.beat.Mark(time.Now())
-		carrier := readCarrier(l.cfg.Line)
-		secured := l.secured()
-		if secured != wasSecured {
-			logSecured(log, l, secured)
-			wasSecured = secured
-		}
-		fault := ""
-		switch {
-		case !carrier:
-			fault = "line port " + l.cfg.Line + " has no carrier"
-		case l.guard != nil && l.guard.status() != "":
-			fault = "static keys: " + l.guard.status()
-		case !secured && !l.cfg.ShouldSecure():
-			fault = "secure channel down (no transmit or receive SA)"
-		}
-		l.mu.Lock()
-		changed := first || fault != l.fault
-		l.fault, l.lineLink = fault, carrier
-		l.mu.Unlock()
-		if changed && l.cfg.LinkFaultPassthrough() {
-			up := fault == ""
-			if err := setLink(l.cfg.Plain, up); err != nil {
-				log.Error("link-fault pass-through: cannot set the plaintext port", "port", l.cfg.Plain, "up", up, "err", err)
-			} else if up {
-				log.Info("plaintext port up", "port", l.cfg.Plain)
-			} else {
-				log.Warn("plaintext port held down", "port", l.cfg.Plain, "reason", fault)
-			}
-			l.mu.Lock()
-			l.plainUp = up
-			l.mu.Unlock()
-		}
-		first = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		w.check(l)
 		// Logged when it changes: the loop runs five times a second.
 		if err := l.datapathErr(); err != nil && err.Error() != lastErr {
-			log.Error("datapath failed", "err", err)
+			w.log.Error("datapath failed", "err", err)
 			lastErr = err.Error()
 		} else if err == nil {
 			lastErr = ""
 		}
-		l.checkDataPlane(log)
+		l.checkDataPlane(w.log)
 	}
+}
+
+// faultWatch follows a link's faults (line carrier, PN guard, secure
+// channel) and holds the plaintext port down while there is one, with
+// link-fault pass-through. Its first check runs before the link is
+// reported started, so status never shows a link without its fault.
+type faultWatch struct {
+	log        *slog.Logger
+	first      bool
+	wasSecured bool
+}
+
+func (w *faultWatch) check(l *link) {
+	l.beat.Mark(time.Now())
+	carrier := readCarrier(l.cfg.Line)
+	secured := l.secured()
+	if secured != w.wasSecured {
+		logSecured(w.log, l, secured)
+		w.wasSecured = secured
+	}
+	fault := ""
+	switch {
+	case !carrier:
+		fault = "line port " + l.cfg.Line + " has no carrier"
+	case l.guard != nil && l.guard.status() != "":
+		fault = "static keys: " + l.guard.status()
+	case !secured && !l.cfg.ShouldSecure():
+		fault = "secure channel down (no transmit or receive SA)"
+	}
+	l.mu.Lock()
+	changed := w.first || fault != l.fault
+	l.fault, l.lineLink = fault, carrier
+	l.mu.Unlock()
+	if changed && l.cfg.LinkFaultPassthrough() {
+		up := fault == ""
+		if err := setLink(l.cfg.Plain, up); err != nil {
+			w.log.Error("link-fault pass-through: cannot set the plaintext port", "port", l.cfg.Plain, "up", up, "err", err)
+		} else if up {
+			w.log.Info("plaintext port up", "port", l.cfg.Plain)
+		} else {
+			w.log.Warn("plaintext port held down", "port", l.cfg.Plain, "reason", fault)
+		}
+		l.mu.Lock()
+		l.plainUp = up
+		l.mu.Unlock()
+	}
+	w.first = false
 }
 
 // checkDataPlane updates the data plane diagnosis, and logs a change.

@@ -59,6 +59,7 @@ func openEAPOL(ctx context.Context, port string, types []uint16, on func([]byte)
 func (s *eapolSocket) read(ctx context.Context, fd int, on func([]byte), log *slog.Logger) {
 	defer s.wg.Done()
 	buf := make([]byte, 65536)
+	down := false
 	for ctx.Err() == nil && !s.closed.Load() {
 		n, from, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
@@ -68,11 +69,25 @@ func (s *eapolSocket) read(ctx context.Context, fd int, on func([]byte), log *sl
 			if errors.Is(err, unix.EBADF) {
 				return
 			}
+			if errors.Is(err, unix.ENETDOWN) {
+				// The port went down. The kernel says so once; the socket
+				// stays bound and receives again when the port comes back,
+				// so a line outage must not end MKA for good.
+				if !down {
+					log.Warn("EAPOL socket: line port down, waiting for it")
+					down = true
+				}
+				continue
+			}
 			s.mu.Lock()
 			s.failed = fmt.Errorf("EAPOL socket: %w", err)
 			s.mu.Unlock()
 			log.Error("EAPOL socket failed", "err", err)
 			return
+		}
+		if down {
+			log.Info("EAPOL socket: receiving again")
+			down = false
 		}
 		// Only frames that arrived on the port: not our own transmissions.
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {

@@ -151,16 +151,15 @@ func ParseSecTAG(frame []byte, off int) (SecTAG, error) {
 	return t, nil
 }
 
-// appendSecTAG writes the SecTAG for user data of length n.
-func appendSecTAG(b []byte, tci byte, an uint8, pn uint32, sci SCI, n int) []byte {
+// putSecTAG writes the SecTAG into b, which is exactly its length.
+func putSecTAG(b []byte, tci byte, an uint8, pn uint32, sci SCI, n int) {
 	sl := byte(0)
 	if n < maxShortLen {
 		sl = byte(n)
 	}
-	b = append(b, EtherType>>8, EtherType&0xff, tci|an&tciANMask, sl)
-	b = binary.BigEndian.AppendUint32(b, pn)
+	b[0], b[1], b[2], b[3] = EtherType>>8, EtherType&0xff, tci|an&tciANMask, sl
+	binary.BigEndian.PutUint32(b[4:], pn)
 	if tci&TCISCI != 0 {
-		b = binary.BigEndian.AppendUint64(b, uint64(sci))
+		binary.BigEndian.PutUint64(b[8:], uint64(sci))
 	}
-	return b
 }

@@ -1,7 +1,9 @@
 // Package software is the bump-in-the-wire datapath in Go: it moves frames
 // between a plaintext port and a line port through the MACsec codec, on
-// AF_PACKET rings, with workers per direction in a fanout group so flows
-// keep their order. It fails closed: a frame leaves the line port only
+// AF_PACKET (or AF_XDP) rings. Each direction's workers share one receive
+// and one transmit ring: they take frames and PNs in arrival order, run
+// the crypto in parallel, and transmit in arrival order, so every SA's
+// frames leave in PN order and a peer with replay window 0 accepts them. It fails closed: a frame leaves the line port only
 // protected by a transmit SA (or in clear under should-secure while no SA
 // is up), and leaves the plaintext port only after a receive SA validated
 // it (or, under should-secure, in clear while no receive SA is up).
@@ -14,12 +16,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 
 	"github.com/secwire/secwire/offload/afpacket"
+	"github.com/secwire/secwire/offload/afxdp"
 	"github.com/secwire/secwire/offload/macsec"
+	"github.com/secwire/secwire/offload/ring"
 )
 
 // Options configure an engine.
@@ -41,8 +45,15 @@ type Options struct {
 	// plaintext port (802.1Q): its frames stay on the plaintext port's
 	// wire and never cross, either way.
 	ManagementVLAN uint16
-	Workers        int // per direction; 0 means one per CPU
-	Log            *slog.Logger
+	Workers        int // per direction; 0 means 1
+	// Rings is the kernel interface the frames cross: "af_xdp" (native
+	// XDP, zero copy where the driver can, else copy mode), "af_packet",
+	// or "" / "auto": AF_XDP where both ports' drivers do zero copy, else
+	// AF_PACKET. Copy mode costs about what AF_PACKET costs, and AF_XDP
+	// hides the ports' frames from the host's capture tools (monitor
+	// traffic still sees them).
+	Rings string
+	Log   *slog.Logger
 	// Open opens the rings (tests may join a namespace first); nil opens
 	// them in the current network namespace.
 	Open func(fn func() error) error
@@ -71,24 +82,25 @@ type Stats struct {
 
 // Engine is a running datapath for one link.
 type Engine struct {
-	opts    Options
-	Stats   Stats
-	rxPlain []*afpacket.Rx
-	rxLine  []*afpacket.Rx
-	txPlain []*afpacket.Tx
-	txLine  []*afpacket.Tx
-	eapolTx *afpacket.Tx
-	eapolMu sync.Mutex
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
-	err     atomic.Pointer[error]
+	opts       Options
+	Stats      Stats
+	rings      string // which kernel interface carries the frames
+	rxPlain    ring.Rx
+	rxLine     ring.Rx
+	txPlain    ring.Tx
+	txLine     ring.Tx
+	eapolTx    *afpacket.Tx
+	eapolMu    sync.Mutex
+	protecting *pipe // plaintext port to line port
+	validating *pipe // line port to plaintext port
+	wg         sync.WaitGroup
+	cancel     context.CancelFunc
+	err        atomic.Pointer[error]
 
 	visMu    sync.Mutex
 	watchers int  // captures that asked to see transmitted frames
 	closed   bool // the sockets are gone
 }
-
-var fanoutSeq atomic.Uint32
 
 // Start opens the rings and starts the workers.
 func Start(ctx context.Context, o Options) (*Engine, error) {
@@ -116,77 +128,144 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 		o.Open = func(fn func() error) error { return fn() }
 	}
 	e := &Engine{opts: o}
-	// Fanout group ids are per network namespace; make them unique per
-	// process and engine.
-	base := uint16(os.Getpid()*7+int(fanoutSeq.Add(2))) | 1
-	if o.Workers == 1 {
-		// One socket per port needs no fanout group, and joining one
-		// fails while the port is down (a plaintext port held down by
-		// link-fault pass-through).
-		base = 0
-	}
-	// The rings open in parallel: each costs the kernel an RCU grace
-	// period, which would otherwise add up on every link start.
-	n := o.Workers
-	e.rxPlain, e.rxLine = make([]*afpacket.Rx, n), make([]*afpacket.Rx, n)
-	e.txPlain, e.txLine = make([]*afpacket.Tx, n), make([]*afpacket.Tx, n)
-	errs := make([]error, 4*n+1)
-	var opening sync.WaitGroup
-	open := func(i int, fn func() error) { opening.Go(func() { errs[i] = o.Open(fn) }) }
-	for w := range n {
-		open(4*w, func() (err error) {
-			e.rxPlain[w], err = afpacket.OpenRx(o.Plain, afpacket.RxOptions{FanoutGroup: base, Promiscuous: true})
-			return err
-		})
-		open(4*w+1, func() (err error) {
-			e.rxLine[w], err = afpacket.OpenRx(o.Line, afpacket.RxOptions{FanoutGroup: lineGroup(base), Promiscuous: true})
-			return err
-		})
-		open(4*w+2, func() (err error) {
-			e.txLine[w], err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Dropped: &e.Stats.LineTxDropped})
-			return err
-		})
-		open(4*w+3, func() (err error) {
-			e.txPlain[w], err = afpacket.OpenTx(o.Plain, afpacket.TxOptions{Dropped: &e.Stats.PlainTxDropped})
-			return err
-		})
-	}
-	open(4*n, func() (err error) {
-		e.eapolTx, err = afpacket.OpenTx(o.Line, afpacket.TxOptions{Frames: 16, Dropped: &e.Stats.LineTxDropped})
-		return err
-	})
-	opening.Wait()
-	for _, err := range errs {
-		if err != nil {
-			e.close()
-			return nil, fmt.Errorf("software datapath %s<->%s: %w", o.Plain, o.Line, err)
+	var err error
+	switch o.Rings {
+	case "af_xdp":
+		err = e.openXDP(false)
+	case "", "auto":
+		if xerr := e.openXDP(true); xerr != nil {
+			o.Log.Info("software datapath: AF_XDP not available, using AF_PACKET", "reason", xerr)
+			err = e.openPacket()
 		}
+	case "af_packet":
+		err = e.openPacket()
+	default:
+		err = fmt.Errorf("rings %q: want auto, af_xdp or af_packet", o.Rings)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("software datapath %s<->%s: %w", o.Plain, o.Line, err)
+	}
+	e.protecting = newPipe(e, e.rxPlain, e.txLine, (*Engine).protect, (*Engine).seal)
+	e.validating = newPipe(e, e.rxLine, e.txPlain, nil, (*Engine).validate)
 	ctx, e.cancel = context.WithCancel(ctx)
-	for i := range o.Workers {
+	for range o.Workers {
 		e.wg.Add(2)
-		go e.run(ctx, e.rxPlain[i], e.txLine[i], e.protect)
-		go e.run(ctx, e.rxLine[i], e.txPlain[i], e.validate)
+		go e.run(ctx, e.protecting, o.Plain)
+		go e.run(ctx, e.validating, o.Line)
 	}
-	o.Log.Info("software datapath up", "plain", o.Plain, "line", o.Line, "workers", o.Workers,
+	o.Log.Info("software datapath up", "plain", o.Plain, "line", o.Line, "workers", o.Workers, "rings", e.rings,
 		"cipher", o.SecY.Config().Suite, "policy", map[bool]string{true: "should-secure", false: "must-secure"}[o.ShouldSecure])
 	return e, nil
 }
 
-func lineGroup(base uint16) uint16 {
-	if base == 0 {
-		return 0
+// openPacket opens AF_PACKET rings on both ports. The rings open in
+// parallel: each costs the kernel an RCU grace period, which would
+// otherwise add up on every link start. All the workers of a direction
+// share one receive and one transmit ring.
+func (e *Engine) openPacket() error {
+	o := &e.opts
+	e.rings = "af_packet"
+	errs := make([]error, 5)
+	var opening sync.WaitGroup
+	open := func(i int, fn func() error) { opening.Go(func() { errs[i] = o.Open(fn) }) }
+	open(0, func() (err error) {
+		e.rxPlain, err = openRx(o.Plain)
+		return err
+	})
+	open(1, func() (err error) {
+		e.rxLine, err = openRx(o.Line)
+		return err
+	})
+	open(2, func() (err error) {
+		e.txLine, err = openTx(o.Line, &e.Stats.LineTxDropped)
+		return err
+	})
+	open(3, func() (err error) {
+		e.txPlain, err = openTx(o.Plain, &e.Stats.PlainTxDropped)
+		return err
+	})
+	open(4, e.openEAPOL)
+	opening.Wait()
+	if err := errors.Join(errs...); err != nil {
+		e.close()
+		return err
 	}
-	return base + 1
+	return nil
 }
+
+// openXDP opens AF_XDP on both ports; it fails, leaving nothing open,
+// where a port's driver or the kernel cannot run it natively, or, with
+// zeroCopy, where a driver cannot map the rings without copies.
+func (e *Engine) openXDP(zeroCopy bool) error {
+	o := &e.opts
+	e.rings = "af_xdp"
+	var plain, line *afxdp.Port
+	errs := make([]error, 3)
+	var opening sync.WaitGroup
+	opening.Go(func() {
+		errs[0] = o.Open(func() (err error) {
+			plain, err = afxdp.Open(o.Plain, afxdp.Options{Dropped: &e.Stats.PlainTxDropped})
+			return err
+		})
+	})
+	opening.Go(func() {
+		errs[1] = o.Open(func() (err error) {
+			line, err = afxdp.Open(o.Line, afxdp.Options{Dropped: &e.Stats.LineTxDropped})
+			return err
+		})
+	})
+	opening.Go(func() { errs[2] = o.Open(e.openEAPOL) })
+	opening.Wait()
+	if zeroCopy {
+		for _, p := range []*afxdp.Port{plain, line} {
+			if p != nil && !p.ZeroCopy() {
+				errs = append(errs, fmt.Errorf("%s: the driver has no zero-copy AF_XDP", p.Ifname))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, p := range []*afxdp.Port{plain, line} {
+			if p != nil {
+				p.Close()
+			}
+		}
+		if e.eapolTx != nil {
+			e.eapolTx.Close()
+			e.eapolTx = nil
+		}
+		return err
+	}
+	e.rxPlain, e.txPlain = plain, plain.Tx()
+	e.rxLine, e.txLine = line, line.Tx()
+	return nil
+}
+
+func (e *Engine) openEAPOL() (err error) {
+	e.eapolTx, err = afpacket.OpenTx(e.opts.Line, afpacket.TxOptions{Frames: 16, Dropped: &e.Stats.LineTxDropped})
+	return err
+}
+
+func openRx(port string) (ring.Rx, error) {
+	return afpacket.OpenRx(port, afpacket.RxOptions{Promiscuous: true})
+}
+
+func openTx(port string, dropped *atomic.Uint64) (ring.Tx, error) {
+	return afpacket.OpenTx(port, afpacket.TxOptions{Dropped: dropped})
+}
+
+// Rings names the kernel interface that carries the frames: af_packet or
+// af_xdp.
+func (e *Engine) Rings() string { return e.rings }
 
 // Stop stops the workers and closes the rings. After Stop nothing more
 // crosses: the datapath is the only path between the ports. It returns
 // promptly whatever the ports' state.
 func (e *Engine) Stop() {
 	e.cancel()
-	// Closing the receive rings wakes workers waiting for frames.
-	closeAll(e.rings(true, false))
+	// Interrupting the receive rings wakes workers waiting for frames.
+	for _, r := range []ring.Rx{e.rxPlain, e.rxLine} {
+		r.Interrupt()
+	}
 	e.wg.Wait()
 	e.close()
 }
@@ -219,10 +298,17 @@ func (e *Engine) Visible(on bool) {
 	if (before == 0) == (e.watchers == 0) {
 		return
 	}
-	for _, t := range append(append(append([]*afpacket.Tx{}, e.txPlain...), e.txLine...), e.eapolTx) {
-		if t != nil {
-			if err := t.SetQdiscBypass(e.watchers == 0); err != nil {
-				e.opts.Log.Warn("capture visibility", "port", t.Ifname, "err", err)
+	for _, t := range []ring.Tx{e.txPlain, e.txLine, e.eapolTx} {
+		if err := t.SetQdiscBypass(e.watchers == 0); err != nil {
+			e.opts.Log.Warn("capture visibility", "err", err)
+		}
+	}
+	// AF_XDP takes received frames before the capture taps: while
+	// watched, they come through the kernel stack.
+	for _, r := range []ring.Rx{e.rxPlain, e.rxLine} {
+		if v, ok := r.(interface{ SetVisible(bool) error }); ok {
+			if err := v.SetVisible(e.watchers > 0); err != nil {
+				e.opts.Log.Warn("capture visibility", "err", err)
 			}
 		}
 	}
@@ -232,23 +318,27 @@ func (e *Engine) close() {
 	e.visMu.Lock()
 	e.closed = true
 	e.visMu.Unlock()
-	closeAll(e.rings(true, true))
+	var rings []io.Closer
+	for _, r := range []ring.Rx{e.rxPlain, e.rxLine} {
+		if r != nil && !isNil(r) {
+			rings = append(rings, r)
+		}
+	}
+	for _, t := range []ring.Tx{e.txPlain, e.txLine} {
+		if t != nil && !isNil(t) {
+			rings = append(rings, t)
+		}
+	}
+	if e.eapolTx != nil {
+		rings = append(rings, e.eapolTx)
+	}
+	closeAll(rings)
 }
 
-// rings lists the receive and/or transmit rings that opened.
-func (e *Engine) rings(rx, tx bool) []io.Closer {
-	var out []io.Closer
-	for _, r := range append(e.rxPlain, e.rxLine...) {
-		if rx && r != nil {
-			out = append(out, r)
-		}
-	}
-	for _, t := range append(e.txPlain, append(e.txLine, e.eapolTx)...) {
-		if tx && t != nil {
-			out = append(out, t)
-		}
-	}
-	return out
+// isNil reports a typed nil in an interface (a ring that failed to open).
+func isNil(x any) bool {
+	v := reflect.ValueOf(x)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // closeAll closes rings in parallel: each close waits for an RCU grace
@@ -278,102 +368,63 @@ func (e *Engine) SendEAPOL(frame []byte) error {
 	return err
 }
 
-// worker state: its own output buffer, reused for every frame.
-type handler func(out *afpacket.Tx, buf []byte, frame []byte) []byte
-
-func (e *Engine) run(ctx context.Context, in *afpacket.Rx, out *afpacket.Tx, h handler) {
+// run is one worker of a direction.
+func (e *Engine) run(ctx context.Context, p *pipe, port string) {
 	defer e.wg.Done()
-	buf := make([]byte, 0, 64<<10) // room for a jumbo frame three times over
 	// The SecY wipes a retired SA's key schedule only once this worker is
 	// between batches.
 	r := e.opts.SecY.NewReader()
 	defer e.opts.SecY.Release(r)
+	b := p.newBatch()
 	for {
-		r.Enter()
-		_, trunc, err := in.Receive(ctx, func(frame []byte) { buf = h(out, buf, frame) })
-		r.Leave()
-		if trunc > 0 {
-			e.Stats.RingTruncated.Add(uint64(trunc))
-		}
-		if ferr := out.Flush(); ferr != nil && !errors.Is(ferr, afpacket.ErrDropped) {
-			e.Stats.TxErrors.Add(1)
-		}
-		if err != nil {
-			if ctx.Err() == nil {
+		if err := p.step(ctx, r, b); err != nil {
+			if ctx.Err() == nil && !errors.Is(err, afpacket.ErrClosed) {
 				e.err.CompareAndSwap(nil, &err)
-				e.opts.Log.Error("datapath worker stopped", "port", in.Ifname, "err", err)
+				e.opts.Log.Error("datapath worker stopped", "port", port, "err", err)
 			}
 			return
 		}
 	}
 }
 
-func (e *Engine) send(out *afpacket.Tx, frame []byte, ctr *atomic.Uint64) {
-	if err := out.Send(frame); err != nil {
-		if !errors.Is(err, afpacket.ErrDropped) { // the ring counted those
-			e.Stats.TxErrors.Add(1)
-		}
-		return
-	}
-	ctr.Add(1)
-}
-
-// protect handles a frame from the plaintext port.
-func (e *Engine) protect(out *afpacket.Tx, buf, frame []byte) []byte {
-	e.Stats.PlainIn.Add(1)
+// protect handles a frame from the plaintext port; it runs while the
+// pipe's order is held, so PNs are taken in arrival order. The frame is
+// sealed later, in parallel with other workers, by seal.
+func (e *Engine) protect(it *item, frame []byte) {
 	if e.managementVLAN(frame) {
 		e.Stats.ManagementVLANDropped.Add(1)
-		return buf
+		return
 	}
 	if len(e.opts.InClear) > 0 && e.inClear(frame) {
-		e.Stats.InClearToLine.Add(1)
-		e.send(out, frame, &e.Stats.LineOut)
-		return buf
+		it.pass(frame, &e.Stats.InClearToLine)
+		return
 	}
-	s := e.opts.SecY
 	tags := e.opts.VLANsInClear
-	if tags == 0 {
-		p, err := s.Protect(buf, frame)
-		if err == nil {
-			e.send(out, p, &e.Stats.LineOut)
-			return buf
+	inner := frame
+	if tags > 0 {
+		if vlanTags(frame, tags) < tags {
+			// Untagged (or under-tagged) customer frames cannot go out
+			// with the tags the circuit needs: drop, never send them
+			// another way.
+			e.Stats.BadVLANInClear.Add(1)
+			return
 		}
-		e.protectFailed(out, frame, err)
-		return buf
+		// Protect the frame without its tags, then put them back between
+		// the addresses and the SecTAG. The frame is ours until
+		// released: the addresses move over the tags in place.
+		it.tags = it.tagBuf[:4*tags]
+		copy(it.tags, frame[12:])
+		copy(frame[4*tags:], frame[:12])
+		inner = frame[4*tags:]
 	}
-	// Tags in clear: protect the frame without them, then put them back
-	// between the addresses and the SecTAG.
-	n := vlanTags(frame, tags)
-	if n < tags {
-		// Untagged (or under-tagged) customer frames cannot go out with
-		// the tags the circuit needs: drop, never send them another way.
-		e.Stats.BadVLANInClear.Add(1)
-		return buf
+	r, err := e.opts.SecY.Reserve(inner)
+	if err == nil {
+		it.kind, it.in, it.res = sealFrame, inner, r
+		return
 	}
-	hdr := 12 + 4*tags
-	inner := buf[:0]
-	inner = append(inner, frame[:12]...)
-	inner = append(inner, frame[hdr:]...)
-	p, err := s.Protect(inner[len(inner):], inner)
-	if err != nil {
-		e.protectFailed(out, frame, err)
-		return buf
-	}
-	// p lives after inner in buf's backing array; build the wire frame
-	// after it.
-	wire := p[len(p):]
-	wire = append(wire, p[:12]...)
-	wire = append(wire, frame[12:hdr]...)
-	wire = append(wire, p[12:]...)
-	e.send(out, wire, &e.Stats.LineOut)
-	return buf
-}
-
-func (e *Engine) protectFailed(out *afpacket.Tx, frame []byte, err error) {
 	if errors.Is(err, macsec.ErrNoTxSA) {
 		if e.opts.ShouldSecure {
-			e.Stats.ClearForwarded.Add(1)
-			e.send(out, frame, &e.Stats.LineOut)
+			it.kind, it.in, it.ctr = restoreTags, inner, &e.Stats.ClearForwarded
 			return
 		}
 		e.Stats.DroppedNoSA.Add(1)
@@ -386,9 +437,9 @@ func (e *Engine) protectFailed(out *afpacket.Tx, frame []byte, err error) {
 	e.Stats.Dropped.Add(1) // too long, PN exhausted: the codec counted it
 }
 
-// validate handles a frame from the line port.
-func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
-	e.Stats.LineIn.Add(1)
+// validate handles a frame from the line port, in parallel with other
+// workers; its replay check completes in arrival order (accept).
+func (e *Engine) validate(it *item, frame []byte) {
 	tags := e.opts.VLANsInClear
 	n := vlanTags(frame, tags)
 	if len(frame) >= 14+4*n {
@@ -396,64 +447,66 @@ func (e *Engine) validate(out *afpacket.Tx, buf, frame []byte) []byte {
 		for _, t := range e.opts.EAPOLTypes {
 			if et == t {
 				e.Stats.ToKeyAgreement.Add(1)
-				if e.opts.OnEAPOL != nil {
-					e.opts.OnEAPOL(append([]byte(nil), frame...))
-				}
-				return buf
+				it.kind, it.in = keyAgreement, frame
+				return
 			}
 		}
 	}
 	if len(e.opts.InClear) > 0 && e.inClear(frame) {
-		e.Stats.InClearFromLine.Add(1)
-		e.send(out, frame, &e.Stats.PlainOut)
-		return buf
+		it.pass(frame, &e.Stats.InClearFromLine)
+		it.plain = true
+		return
 	}
-	s := e.opts.SecY
 	if tags > 0 && n < tags {
 		e.Stats.BadVLANInClear.Add(1)
-		return buf
+		return
 	}
-	// The plaintext goes to buf (never into the ring the frame sits in).
-	in, dst := frame, buf[:0]
+	in := frame
 	if tags > 0 {
-		hdr := 12 + 4*tags
-		in = append(append(buf[:0], frame[:12]...), frame[hdr:]...)
-		dst = in[len(in):]
+		it.tags = it.tagBuf[:4*tags]
+		copy(it.tags, frame[12:])
+		copy(frame[4*tags:], frame[:12])
+		in = frame[4*tags:]
 	}
-	pt, err := s.Validate(dst, in)
+	// The plaintext goes to the batch's buffer (never into the ring the
+	// frame sits in).
+	pt, op, err := e.opts.SecY.Open(it.dst(4*tags), in)
 	if err != nil {
 		if errors.Is(err, macsec.ErrNoTag) && e.opts.ShouldSecure && !e.rxUp() {
-			e.toPlain(out, frame, &e.Stats.ClearForwarded)
-			return buf
+			it.kind, it.ctr, it.plain = restoreTags, &e.Stats.ClearForwarded, true
+			it.out = it.withTags(append(it.dst(4*tags), in...))
+			return
 		}
 		e.Stats.Dropped.Add(1)
-		return buf
+		return
 	}
-	if tags > 0 {
-		// The customer sees the frame as it entered the far end: with
-		// its tags.
-		w := pt[len(pt):]
-		w = append(w, pt[:12]...)
-		w = append(w, frame[12:12+4*tags]...)
-		w = append(w, pt[12:]...)
-		pt = w
-	}
-	e.toPlain(out, pt, nil)
-	return buf
+	it.kind, it.out, it.opened, it.plain = openedFrame, it.withTags(pt), op, true
 }
 
 // toPlain sends a frame from the line to the plaintext port, counting it
 // in ctr too when given, unless it is on the management VLAN: frames of
 // that VLAN from the far end would reach the management network.
-func (e *Engine) toPlain(out *afpacket.Tx, frame []byte, ctr *atomic.Uint64) {
+// It reports whether the frame was queued.
+func (e *Engine) toPlain(out ring.Tx, frame []byte, ctr *atomic.Uint64) bool {
 	if e.managementVLAN(frame) {
 		e.Stats.ManagementVLANDropped.Add(1)
-		return
+		return false
 	}
 	if ctr != nil {
 		ctr.Add(1)
 	}
-	e.send(out, frame, &e.Stats.PlainOut)
+	return e.send(out, frame)
+}
+
+// send queues a frame and reports whether it could.
+func (e *Engine) send(out ring.Tx, frame []byte) bool {
+	if err := out.Send(frame); err != nil {
+		if !errors.Is(err, afpacket.ErrDropped) { // the ring counted those
+			e.Stats.TxErrors.Add(1)
+		}
+		return false
+	}
+	return true
 }
 
 // rxUp reports whether any receive SA is installed.
