@@ -2,7 +2,14 @@
 GO       ?= go
 BOARD    ?= qemu
 BOOT     ?= uefi
-VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+ifeq ($(origin VERSION),undefined)
+VERSION  := $(shell sh image/version.sh)
+endif
+# The release signing key (ed25519, PEM); empty: a development key that
+# make generates under build/keys. TRUSTED_KEYS: more public keys the
+# image accepts bundles from (comma-separated PEM files).
+SIGNING_KEY  ?=
+TRUSTED_KEYS ?=
 LDFLAGS  := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 TOOLS    := $(CURDIR)/build/tools
@@ -10,7 +17,7 @@ BIN      := build/bin/secwire
 LINUXBIN := build/bin/linux-amd64/secwire
 GOFILES  := $(shell find . -name '*.go' -not -path './build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: all build image qemu test testkernel deps lint bench bench-codec bench-forward bench-boot fuzz soak clean
+.PHONY: all build image release qemu test testkernel deps lint bench bench-codec bench-forward bench-boot fuzz soak clean
 
 all: build
 
@@ -25,9 +32,16 @@ $(LINUXBIN): $(GOFILES)
 
 image: build/$(BOARD)/disk.img
 
-build/$(BOARD)/disk.img: $(LINUXBIN) board/$(BOARD).json image/kernel.json $(GOFILES)
+# disk.img carries the release bundle secwire.bundle in boot slot A.
+build/$(BOARD)/disk.img: $(LINUXBIN) board/$(BOARD).json image/kernel.json $(GOFILES) $(SIGNING_KEY)
 	@command -v dpkg-deb >/dev/null && command -v depmod >/dev/null || $(MAKE) deps
-	$(GO) run ./image/cmd/mkimage -board $(BOARD) -secwire $(LINUXBIN)
+	$(GO) run ./image/cmd/mkimage -board $(BOARD) -secwire $(LINUXBIN) -version '$(VERSION)' \
+		$(if $(SIGNING_KEY),-signing-key '$(SIGNING_KEY)') $(if $(TRUSTED_KEYS),-trusted-keys '$(TRUSTED_KEYS)')
+
+# make release: the signed bundle for `request system software add`
+# (format: docs/bundle.md), built with the image.
+release: image
+	@echo "release bundle: build/$(BOARD)/secwire.bundle (secwire $(VERSION), board $(BOARD))"
 
 # make qemu [VM=a|b] [FRESH=1] [BOOT=uefi|kernel] [PLAIN_NETDEV=...] [LINE_NETDEV=...] [MGMT_NETDEV=...] [CONFIG=file] [NIC=e1000e]
 # Each VM keeps its own disk in build/$(BOARD)/vm-$(VM); a rebuild rewrites

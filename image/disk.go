@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,11 +12,14 @@ import (
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/secwire/secwire/firmware/bundle"
+	"github.com/secwire/secwire/firmware/slots"
 )
 
-// Disk layout: a GPT disk with an EFI system partition (systemd-boot, the
-// kernel and the initramfs) and a config partition that re-flashing the
-// boot partition leaves alone.
+// Disk layout: a GPT disk with an EFI system partition (systemd-boot and
+// the two boot slots, A and B: see firmware/slots) and a config partition
+// that re-flashing the boot partition leaves alone.
 const (
 	sector        = 512
 	espStart      = 2048 // 1 MiB
@@ -23,6 +27,9 @@ const (
 	cfgSectors    = 32 * 1024 * 1024 / sector
 	diskSize      = (espStart + espSectors + cfgSectors + 2048) * sector
 	ConfigPartNum = 2
+	// BootPartName is the EFI system partition's GPT name; the firmware
+	// mounts it to update the boot slots.
+	BootPartName = "secwire-boot"
 	// ConfigPartName is the config partition's GPT name; the firmware
 	// mounts the partition it finds by this name.
 	ConfigPartName = "secwire-config"
@@ -34,11 +41,11 @@ const (
 
 // DiskSpec is what goes onto the disk.
 type DiskSpec struct {
-	Out       string // disk.img
-	Vmlinuz   string
-	Initramfs string
-	Cmdline   string
-	Config    []byte // initial config file; nil leaves the partition empty
+	Out    string // disk.img
+	Bundle string // the release bundle that goes into slot A
+	Config []byte // initial config file; nil leaves the partition empty
+	// Logf is told which slot each file went to (nil: nothing said).
+	Logf func(string, ...any)
 }
 
 // BuildDisk writes a fresh disk image.
@@ -57,7 +64,7 @@ func BuildDisk(s DiskSpec) error {
 		LogicalSectorSize:  sector,
 		PhysicalSectorSize: sector,
 		Partitions: []*gpt.Partition{
-			{Index: 1, Start: espStart, End: espStart + espSectors - 1, Type: gpt.EFISystemPartition, Name: "secwire-boot"},
+			{Index: 1, Start: espStart, End: espStart + espSectors - 1, Type: gpt.EFISystemPartition, Name: BootPartName},
 			{Index: 2, Start: espStart + espSectors, End: espStart + espSectors + cfgSectors - 1, Type: gpt.LinuxFilesystem, Name: ConfigPartName},
 		},
 	}
@@ -88,30 +95,54 @@ func UpdateBoot(s DiskSpec) error {
 	return writeBootPartition(d, s)
 }
 
+// writeBootPartition formats the EFI system partition with systemd-boot,
+// the bundle in slot A (known good: the first boot needs no trial) and
+// slot B empty.
 func writeBootPartition(d *disk.Disk, s DiskSpec) error {
+	logf := s.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	raw, err := os.ReadFile(s.Bundle)
+	if err != nil {
+		return fmt.Errorf("release bundle: %w", err)
+	}
+	b, err := bundle.Read(bytes.NewReader(raw), bundle.Options{Unsigned: true})
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.Bundle, err)
+	}
 	fs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32, VolumeLabel: "SECWIRE"})
 	if err != nil {
 		return fmt.Errorf("boot partition: %w", err)
 	}
-	loader := "default secwire.conf\ntimeout 0\neditor no\nconsole-mode keep\n"
-	entry := fmt.Sprintf("title secwire\nlinux /secwire/vmlinuz\ninitrd /secwire/initramfs.cpio\noptions %s\n", s.Cmdline)
-	for _, f := range []struct{ dst, src string }{
-		{"/EFI/BOOT/BOOTX64.EFI", SystemdBoot},
-		{"/secwire/vmlinuz", s.Vmlinuz},
-		{"/secwire/initramfs.cpio", s.Initramfs},
-	} {
-		b, err := os.ReadFile(f.src)
-		if err != nil {
-			return err
-		}
-		if err := writeFile(fs, f.dst, b); err != nil {
-			return err
-		}
-	}
-	if err := writeFile(fs, "/loader/loader.conf", []byte(loader)); err != nil {
+	sdboot, err := os.ReadFile(SystemdBoot)
+	if err != nil {
 		return err
 	}
-	return writeFile(fs, "/loader/entries/secwire.conf", []byte(entry))
+	entry := slots.Entry{Gen: 1, Slot: "a", TriesLeft: -1}
+	files := []struct {
+		path string
+		data []byte
+		what string
+	}{
+		{"/EFI/BOOT/BOOTX64.EFI", sdboot, "systemd-boot"},
+		{"/" + slots.LoaderConfFile, []byte(slots.LoaderConf), "boot loader settings"},
+		{"/" + slots.SlotFile("a", bundle.Kernel), b.Files[bundle.Kernel], "slot A kernel"},
+		{"/" + slots.SlotFile("a", bundle.Initramfs), b.Files[bundle.Initramfs], "slot A initramfs"},
+		{"/" + slots.SlotFile("a", slots.HeadFile), b.Head, "slot A signed manifest"},
+		{"/" + slots.EntriesDir + "/" + entry.File(), slots.EntryContent("a", b.Manifest), "slot A boot entry (good)"},
+	}
+	for _, f := range files {
+		if err := writeFile(fs, f.path, f.data); err != nil {
+			return err
+		}
+		logf("  %-26s %-40s %8d bytes", f.what, f.path, len(f.data))
+	}
+	if err := fs.Mkdir("/" + slots.SlotsDir + "/b"); err != nil {
+		return err
+	}
+	logf("  slot A: secwire %s for board %s, signed by key %s; slot B: empty (the first update goes there)", b.Manifest.Version, b.Manifest.Board, b.Key.ID)
+	return nil
 }
 
 func writeFile(fs filesystem.FileSystem, p string, data []byte) error {

@@ -1,8 +1,10 @@
 package image
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	diskfs "github.com/diskfs/go-diskfs"
@@ -16,15 +18,19 @@ func TestConfigSurvivesBootReflash(t *testing.T) {
 		t.Skip("systemd-boot-efi not installed: `make test` installs it")
 	}
 	dir := t.TempDir()
-	k, i := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initramfs.cpio")
-	os.WriteFile(k, []byte("kernel v1"), 0o644)
-	os.WriteFile(i, []byte("initramfs v1"), 0o644)
+	bp := filepath.Join(dir, BundleName)
+	writeTestBundle(t, bp, "kernel v1", "initramfs v1")
 	img := filepath.Join(dir, "disk.img")
-	spec := DiskSpec{Out: img, Vmlinuz: k, Initramfs: i, Cmdline: "console=ttyS0", Config: []byte(`{"system":{"hostname":"edge1"}}`)}
+	var said []string
+	spec := DiskSpec{Out: img, Bundle: bp, Config: []byte(`{"system":{"hostname":"edge1"}}`),
+		Logf: func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }}
 	if err := BuildDisk(spec); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(k, []byte("kernel v2, longer than before"), 0o644)
+	if all := strings.Join(said, "\n"); !strings.Contains(all, "slot A kernel") || !strings.Contains(all, "/secwire/a/vmlinuz") || !strings.Contains(all, "slot B: empty") {
+		t.Fatalf("make image does not say which slot each file went to:\n%s", all)
+	}
+	writeTestBundle(t, bp, "kernel v2, longer than before", "initramfs v2")
 	if err := UpdateBoot(spec); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +55,7 @@ func TestConfigSurvivesBootReflash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := fs.OpenFile("/secwire/vmlinuz", os.O_RDONLY)
+	f, err := fs.OpenFile("/secwire/a/vmlinuz", os.O_RDONLY)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +64,7 @@ func TestConfigSurvivesBootReflash(t *testing.T) {
 	if string(got[:n]) != "kernel v2, longer than before" {
 		t.Fatalf("boot partition kernel %q", got[:n])
 	}
-	for _, p := range []string{"/EFI/BOOT/BOOTX64.EFI", "/loader/entries/secwire.conf"} {
+	for _, p := range []string{"/EFI/BOOT/BOOTX64.EFI", "/loader/entries/secwire-1-a.conf", "/secwire/a/bundle.head", "/secwire/a/initramfs.img"} {
 		if _, err := fs.OpenFile(p, os.O_RDONLY); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}

@@ -39,6 +39,7 @@ type InitramfsSpec struct {
 	Secwire   string // the static linux/amd64 secwire binary
 	Out       string // initramfs.cpio to write
 	TempDir   string
+	Extra     []string // more mkuimage file specs ("host:guest")
 }
 
 // BuildInitramfs stages the board's modules (with dependencies, and a
@@ -54,6 +55,7 @@ func BuildInitramfs(s InitramfsSpec, logf func(string, ...any)) error {
 		s.Secwire+":bin/secwire",
 		s.BoardFile+":etc/secwire/board.json",
 	)
+	files = append(files, s.Extra...)
 	logger := llog.New(slog.LevelWarn, func(format string, a ...any) { logf(format, a...) })
 	logf("building initramfs with mkuimage (u-root init, secwire uinit, %d rescue tools)", len(RescueCommands)-1)
 	return uimage.Create(logger,

@@ -55,6 +55,9 @@ type Spec struct {
 	// tcg: on the build machines /dev/kvm exists but QEMU aborts at vCPU
 	// start, and -accel kvm -accel tcg does not fall back from that.
 	Accel string
+	// TPMSocket is the control socket of a running swtpm (StartSWTPM):
+	// the VM gets a TPM 2.0 (tpm-tis) backed by it.
+	TPMSocket string
 	// SerialArgs overrides how the serial console is wired; the default is
 	// the process's stdio with the QEMU monitor muxed in (Ctrl-A X quits).
 	SerialArgs []string
@@ -125,6 +128,10 @@ func (s Spec) Args() ([]string, error) {
 	}
 	if s.Disk != "" {
 		args = append(args, "-drive", "file="+s.Disk+",format=raw,if=virtio")
+	}
+	if s.TPMSocket != "" {
+		args = append(args, "-chardev", "socket,id=chrtpm,path="+s.TPMSocket,
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0")
 	}
 	if s.NoPorts {
 		return append(args, s.Extra...), nil

@@ -46,6 +46,9 @@ type Options struct {
 	// Check refuses a commit that the services besides the links cannot
 	// take (a metrics port in use); nil accepts all.
 	Check func(*config.Config) error
+	// SealKey, where the box has a TPM, seals the device key at the path
+	// it is given with it (config.SealKeyInTPM); nil keeps it in clear.
+	SealKey func(keyPath string) (string, error)
 }
 
 // Manager is the running config and the links it drives.
@@ -122,9 +125,31 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 		o.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	keyFile := filepath.Join(filepath.Dir(o.ConfigPath), config.SealKeyName)
-	s, err := config.LoadSealer(keyFile)
 	var keyErr error
-	if errors.Is(err, config.ErrDamagedKey) {
+	if o.SealKey != nil {
+		if what, err := o.SealKey(keyFile); err != nil {
+			keyErr = fmt.Errorf("TPM: %w", err)
+		} else {
+			o.Log.Info(what)
+		}
+	}
+	s, err := config.LoadSealer(keyFile)
+	if errors.Is(err, config.ErrForeignKey) {
+		// The config partition came from another box: come up manageable,
+		// with a device key of this TPM for new commits; the foreign one
+		// is kept (it opens in its own box's TPM).
+		aside := keyFile + ".tpm.other-box"
+		if rerr := os.Rename(keyFile+".tpm", aside); rerr != nil {
+			return nil, fmt.Errorf("%w; moving it aside failed too: %v", err, rerr)
+		}
+		keyErr = fmt.Errorf("%w (kept as %s)", err, aside)
+		if o.SealKey != nil {
+			if _, serr := o.SealKey(keyFile); serr != nil {
+				return nil, fmt.Errorf("%w; sealing a new device key failed: %v", keyErr, serr)
+			}
+		}
+		s, err = config.LoadSealer(keyFile)
+	} else if errors.Is(err, config.ErrDamagedKey) {
 		// Better a box that comes up manageable (its sealed CAKs to be
 		// entered again) than one that cannot start; the damaged key is
 		// kept for recovery.
@@ -485,7 +510,8 @@ func (m *Manager) Zeroize(extra ...string) error {
 	defer m.lock()()
 	m.running = &config.Config{}
 	errs := []error{m.history.Wipe()}
-	for _, f := range append(extra, filepath.Join(filepath.Dir(m.opts.ConfigPath), config.SealKeyName)) {
+	key := filepath.Join(filepath.Dir(m.opts.ConfigPath), config.SealKeyName)
+	for _, f := range append(extra, key, key+".tpm", key+".tpm.other-box") {
 		errs = append(errs, store.WipeFile(f))
 	}
 	if m.opts.StateDir != "" {

@@ -21,8 +21,9 @@ import (
 // exported config (and every rollback copy) carries no key in clear. The
 // device key lives beside the config (SealKeyName, mode 0600) and
 // `request system zeroize` deletes it with everything else. This protects
-// copies of the config; someone holding the whole config partition holds
-// the device key too (there is no TPM to seal it to).
+// copies of the config; without a TPM, someone holding the whole config
+// partition holds the device key too. With a TPM 2.0 the key is sealed by
+// it instead (sealtpm.go) and the partition alone opens nothing.
 
 // SealKeyName is the device key's file name, beside the config file.
 const SealKeyName = "seal.key"
@@ -35,8 +36,16 @@ type Sealer struct{ aead cipher.AEAD }
 // ErrDamagedKey is a device key file of the wrong size.
 var ErrDamagedKey = errors.New("device key damaged")
 
-// LoadSealer reads the device key at path, creating it when missing.
+// LoadSealer reads the device key at path, creating it when missing; a
+// TPM-sealed key (path + ".tpm") is opened by the TPM instead.
 func LoadSealer(path string) (*Sealer, error) {
+	if blob, err := os.ReadFile(path + ".tpm"); err == nil {
+		k, err := unsealTPMKey(path+".tpm", blob)
+		if err != nil {
+			return nil, err
+		}
+		return newSealer(path+".tpm", k)
+	}
 	k, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		k = make([]byte, 32)
@@ -49,6 +58,10 @@ func LoadSealer(path string) (*Sealer, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("device key: %w", err)
 	}
+	return newSealer(path, k)
+}
+
+func newSealer(path string, k []byte) (*Sealer, error) {
 	defer clear(k)
 	if len(k) != 32 {
 		return nil, fmt.Errorf("%w: %s has %d bytes, want 32", ErrDamagedKey, path, len(k))
@@ -249,7 +262,9 @@ func (c *Config) Marshal() []byte {
 func sealerBeside(path string) (*Sealer, error) {
 	k := filepath.Join(filepath.Dir(path), SealKeyName)
 	if _, err := os.Stat(k); err != nil {
-		return nil, nil
+		if _, err := os.Stat(k + ".tpm"); err != nil {
+			return nil, nil
+		}
 	}
 	return LoadSealer(k)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/secwire/secwire/firmware/logring"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/timesync"
+	"github.com/secwire/secwire/firmware/tpmkey"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
@@ -53,14 +54,19 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	// goes to the collectors as well as to `show log`.
 	services := noc.New(noc.Options{ConfigDir: boot.ConfigMount, Setter: timesync.System{},
 		RTC: timesync.DeviceRTC{Path: boot.RTCDevice}, Audit: audit, Version: Version,
-		Slot: func() string { return "secwire-boot" }})
+		Slot: runningSlotLabel})
 	log := slog.New(services.Syslog.Handler(slog.NewTextHandler(ring, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	audit.Log = log
 	services.SetLog(log)
 	sessions := &access.Sessions{}
 	pl := &plane.Plane{Log: log}
 	os.MkdirAll(StateDir, 0o700)
+	var sealKey func(string) (string, error)
+	if tpmkey.Present() {
+		sealKey = sealKeyWithTPM
+	}
 	m, err := commit.Open(ctx, commit.Options{
+		SealKey:    sealKey,
 		ConfigPath: boot.ConfigFile, StateDir: StateDir, Log: log, Audit: audit,
 		Clock: services.Time.Now, ClockSynced: services.Time.Synced, Check: services.Check,
 		OnChange: func(c *config.Config) {
@@ -76,6 +82,10 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 		fmt.Fprintf(con, "secwire: ERROR: %v\n", err)
 	}
 	defer m.Stop()
+	sw := newSoftware(board.Name, Version, log)
+	if msg := sw.Booted(); msg != "" {
+		fmt.Fprintf(con, "secwire: WARNING: %s\n", msg)
+	}
 	services.SetLinks(m.RawStatus)
 	svcDone := make(chan struct{})
 	defer func() { <-svcDone }()
@@ -92,7 +102,8 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 				"Version: secwire " + Version,
 				"Board: " + board.Name + " (" + board.Description + ")",
 				"Kernel: " + unix.ByteSliceToString(uts.Release[:]),
-				"Boot slot: secwire-boot (single slot), config partition " + boot.ConfigPartName,
+				"Boot: " + bootLine(sw) + "; config partition " + boot.ConfigPartName,
+				deviceKeyLine(),
 				"Booted: " + booted.Format(time.DateTime),
 				runtimeLine(),
 			}
@@ -102,9 +113,12 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 			p, _ := board.Assign(inv)
 			return p
 		},
-		Reboot: func() error { return reboot(log) },
+		Reboot:         func() error { return reboot(log) },
+		Software:       sw,
+		OpenConfigFile: openConfigFile,
+		TrustKey:       func(name, key string) (string, error) { return trustKey(sw, name, key) },
 		Zeroize: func() error {
-			if err := Zeroize(m, audit, boot.ConfigMount, HostKeyFile); err != nil {
+			if err := errors.Join(Zeroize(m, audit, boot.ConfigMount, HostKeyFile), clearTPM()); err != nil {
 				log.Error("zeroize", "err", err)
 			}
 			return reboot(log)
@@ -126,8 +140,14 @@ func Run(ctx context.Context, con io.ReadWriter, b boot.Booted) error {
 	}
 	limiter := access.NewLimiter()
 	pl.SSH = &sshd.Server{Env: env, HostKey: HostKeyFile, Limiter: limiter, Sessions: sessions, Log: log}
-	pl.Start(ctx, m.Running())
+	if testNeverHealthy {
+		log.Error("test build secwire_never_healthy: the management plane is not started")
+	} else {
+		pl.Start(ctx, m.Running())
+	}
 	services.Apply(m.Running()) // after the plane: metrics listen on its address
+	say := func(f string, a ...any) { fmt.Fprintf(con, f+"\n", a...) }
+	go watchHealth(ctx, sw, &bootHealth{m: m, cfgErr: err}, booted, healthTimeout(), say, log, func() error { return reboot(log) })
 	go func() { services.Run(ctx); close(svcDone) }()
 	c := &console.Console{Env: env, Limiter: limiter, Sessions: sessions, MgmtPort: mgmtPort}
 	return c.Run(ctx, con)

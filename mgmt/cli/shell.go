@@ -25,6 +25,7 @@ import (
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/health"
+	"github.com/secwire/secwire/firmware/slots"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/mgmt/audit"
@@ -58,6 +59,13 @@ type Env struct {
 	FileDir string
 	// Minute is how long a minute of `commit confirmed N` lasts (tests).
 	Minute time.Duration
+	// Software is the boot slots and updates (nil: not the appliance).
+	Software *slots.Manager
+	// OpenConfigFile opens a file on the config partition by name.
+	OpenConfigFile func(name string) (io.ReadCloser, error)
+	// TrustKey trusts another release key (name, base64 public key) and
+	// returns its ID.
+	TrustKey func(name, key string) (string, error)
 }
 
 // Session is who uses the shell and how it talks to them.
@@ -67,6 +75,9 @@ type Session struct {
 	// AskSecret reads a line without echo; AskLine with echo.
 	AskSecret func(prompt string) (string, error)
 	AskLine   func(prompt string) (string, error)
+	// In is the session's standard input when it carries data rather
+	// than keystrokes (an SSH command without a terminal), else nil.
+	In io.Reader
 	// CurrentRole looks the user up in the running config before every
 	// command (nil: Role holds for the whole session). A user deleted
 	// meanwhile is logged out; a user demoted leaves configuration mode.
@@ -323,6 +334,7 @@ func (sh *Shell) opCommands() []*cmd {
 			{name: "mka", help: "MKA sessions: CA, peers, key server, keys", run: status(show.MKA)},
 			{name: "system", help: "Version, board, uptime, boot slot and commits", run: (*Shell).showSystem, sub: []*cmd{
 				{name: "metrics", help: "The Prometheus metrics endpoint", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowMetrics(w, st) })},
+				{name: "software", help: "Boot slots: versions, signers, trial or good, last boot result, trusted keys", run: (*Shell).showSoftware},
 				{name: "syslog", help: "Syslog collectors: state, queued and dropped messages", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowSyslog(w, st, time.Now()) })},
 				{name: "time", help: "Clock: synchronised or not, offset, stratum, last sync, NTP servers", run: showNOC(func(w io.Writer, st noc.Status) { noc.ShowTime(w, st) })},
 			}},
@@ -342,6 +354,7 @@ func (sh *Shell) opCommands() []*cmd {
 func (sh *Shell) systemRequests() []*cmd {
 	cmds := []*cmd{
 		{name: "reboot", help: "Reboot the appliance", run: (*Shell).reboot},
+		{name: "software", help: "Firmware updates: add a signed bundle, roll back", sub: softwareCommands()},
 		{name: "zeroize", help: "Erase every key, user and config, then reboot to first-boot setup", run: (*Shell).zeroize},
 	}
 	if sh.env.StallMKA != nil {

@@ -448,9 +448,10 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request, who commit.Wh
 func (s *Server) run(ch ssh.Channel, term *cli.Terminal, who commit.Who, role, cmd string) uint32 {
 	sess := cli.Session{User: who.User, Role: role, From: who.From, CurrentRole: s.currentRole(who.User)}
 	if term == nil {
-		// No terminal: plain output, no prompts.
+		// No terminal: plain output, no prompts; standard input is data
+		// (request system software add - < secwire.bundle).
 		out := &crlfless{w: ch}
-		sess.Out = out
+		sess.Out, sess.In = out, ch
 		sh := cli.New(s.Env, sess)
 		for _, line := range strings.Split(cmd, ";") {
 			if sh.Done() {

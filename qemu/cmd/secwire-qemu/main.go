@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/secwire/secwire/image"
@@ -129,7 +128,8 @@ func run(dir, vm string, fresh bool, boot qemu.Boot, w vmWiring, nic, config str
 
 // prepareDisk gives the VM its disk: a copy of the built disk.img the
 // first time (or with fresh), else the VM's own disk with its boot
-// partition rewritten when the build changed. It says what it did.
+// partition rewritten when the build changed (the new build in slot A,
+// slot B empty: a re-flash, not an A/B update). It says what it did.
 func prepareDisk(imageDir, vmDir string, fresh bool) (disk, note string, err error) {
 	if err := os.MkdirAll(vmDir, 0o755); err != nil {
 		return "", "", err
@@ -157,9 +157,7 @@ func prepareDisk(imageDir, vmDir string, fresh bool) (disk, note string, err err
 		if old, _ := os.ReadFile(stampFile); string(old) == stamp {
 			return disk, "firmware up to date; configuration kept (make qemu FRESH=1 starts blank)", nil
 		}
-		cmdline, _ := os.ReadFile(filepath.Join(imageDir, "cmdline"))
-		if err := image.UpdateBoot(image.DiskSpec{Out: disk, Vmlinuz: filepath.Join(imageDir, "vmlinuz"),
-			Initramfs: filepath.Join(imageDir, "initramfs.cpio"), Cmdline: strings.TrimSpace(string(cmdline))}); err != nil {
+		if err := image.UpdateBoot(image.DiskSpec{Out: disk, Bundle: filepath.Join(imageDir, image.BundleName)}); err != nil {
 			return "", "", fmt.Errorf("firmware update of %s: %w", disk, err)
 		}
 		note = "firmware updated (boot partition rewritten); users, links, keys and the SSH host key kept (make qemu FRESH=1 starts blank)"
@@ -170,7 +168,7 @@ func prepareDisk(imageDir, vmDir string, fresh bool) (disk, note string, err err
 // bootStamp identifies a build's boot partition content.
 func bootStamp(imageDir string) (string, error) {
 	h := sha256.New()
-	for _, f := range []string{"vmlinuz", "initramfs.cpio", "cmdline"} {
+	for _, f := range []string{image.BundleName} {
 		b, err := os.ReadFile(filepath.Join(imageDir, f))
 		if err != nil {
 			return "", err

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +13,7 @@ import (
 
 	diskfs "github.com/diskfs/go-diskfs"
 
+	"github.com/secwire/secwire/firmware/bundle"
 	"github.com/secwire/secwire/image"
 )
 
@@ -72,11 +76,14 @@ func TestPrepareDiskKeepsTheConfigPartition(t *testing.T) {
 	}
 	// build is what make image does: the artefacts and a blank disk.img.
 	build := func(initramfs string) {
-		write("vmlinuz", "kernel")
-		write("initramfs.cpio", initramfs)
-		write("cmdline", "console=ttyS0\n")
-		if err := image.BuildDisk(image.DiskSpec{Out: filepath.Join(img, "disk.img"), Vmlinuz: filepath.Join(img, "vmlinuz"),
-			Initramfs: filepath.Join(img, "initramfs.cpio"), Cmdline: "console=ttyS0"}); err != nil {
+		var buf bytes.Buffer
+		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		if err := bundle.Write(&buf, bundle.Manifest{Board: "qemu", Version: "1.0.0", Cmdline: "console=ttyS0"},
+			[]bundle.NamedFile{{Name: bundle.Kernel, Data: []byte("kernel")}, {Name: bundle.Initramfs, Data: []byte(initramfs)}}, key, "test"); err != nil {
+			t.Fatal(err)
+		}
+		write(image.BundleName, buf.String())
+		if err := image.BuildDisk(image.DiskSpec{Out: filepath.Join(img, "disk.img"), Bundle: filepath.Join(img, image.BundleName)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +104,7 @@ func TestPrepareDiskKeepsTheConfigPartition(t *testing.T) {
 	if _, note, err = prepareDisk(img, vmDir, false); err != nil || !strings.Contains(note, "firmware updated") {
 		t.Fatalf("rebuild: %v, %q", err, note)
 	}
-	if got := readBoot(t, disk, "/secwire/initramfs.cpio"); got != "initramfs v2" {
+	if got := readBoot(t, disk, "/secwire/a/initramfs.img"); got != "initramfs v2" {
 		t.Errorf("boot partition has initramfs %q after the update", got)
 	}
 	if cfg, err := image.ReadConfig(disk); err != nil || !strings.Contains(string(cfg), "kept") {
@@ -113,7 +120,7 @@ func TestPrepareDiskKeepsTheConfigPartition(t *testing.T) {
 	if _, err := image.ReadConfig(disk); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a fresh disk still has a config (%v)", err)
 	}
-	if got := readBoot(t, disk, "/secwire/initramfs.cpio"); got != "initramfs v2" {
+	if got := readBoot(t, disk, "/secwire/a/initramfs.img"); got != "initramfs v2" {
 		t.Errorf("fresh disk boots initramfs %q", got)
 	}
 }

@@ -1,0 +1,5 @@
+//go:build secwire_never_healthy
+
+package appliance
+
+const testNeverHealthy = true
