@@ -1,6 +1,7 @@
 package mka
 
 import (
+	"encoding/hex"
 	"strings"
 	"sync"
 	"testing"
@@ -282,6 +283,22 @@ func TestBlockedSendDoesNotBlockStatus(t *testing.T) {
 		t.Fatal("Status blocked behind a blocked Send")
 	}
 	once.Do(func() { close(release) })
+}
+
+// A new KaY's status lists its CAs before Run has taken a step (a status
+// read right after a link starts showed a diagnosis but no CA).
+func TestStatusListsCAsFromTheStart(t *testing.T) {
+	cak, fb := testCAK(t, "early", 16), testCAK(t, "early-fb", 16)
+	s, _ := macsec.NewSecY(macsec.Config{Suite: macsec.GCMAES128, SCI: 1, SendSCI: true})
+	k, err := New(Options{SecY: Software{s}, SCI: 1, MAC: []byte{2, 0, 0, 0, 0, 1}, Suite: macsec.GCMAES128, Keys: []CAK{cak}, Fallback: &fb,
+		Send: func([]byte) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := k.Status()
+	if len(st.CAs) != 2 || st.CAs[0].CKN != hex.EncodeToString(cak.CKN) || !st.CAs[1].Fallback {
+		t.Fatalf("status before Run lists CAs %+v, want the key chain's and the fallback's", st.CAs)
+	}
 }
 
 // A stopped KaY's keys are cleared: CAKs, KEKs, ICKs, SAK copies.

@@ -162,6 +162,9 @@ func New(o Options) (*KaY, error) {
 	}
 	k.dest.configure(o.Destination, o.AutoDestination)
 	k.progress.Store(o.Now().UnixNano())
+	// Participants exist from the start, so status never shows a KaY
+	// without its CAs while Run has yet to be scheduled.
+	k.schedule(o.Now())
 	return k, nil
 }
 
