@@ -49,7 +49,7 @@ func startFlow(t *testing.T, name string, id byte, from, to *netns.NS, rate, lim
 			return err
 		}
 		dst = ifc.HardwareAddr
-		rxFD, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(flowEtherType)))
+		rxFD, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // nothing until bound
 		if err != nil {
 			return err
 		}

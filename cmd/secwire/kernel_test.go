@@ -95,7 +95,9 @@ func rawCapture(t *testing.T, ns *netns.NS, ifname string) (stop func() [][]byte
 		if err != nil {
 			return err
 		}
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		// Protocol 0 until bind: created for ETH_P_ALL, the socket would
+		// take frames of every interface in the namespace until then.
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 		if err != nil {
 			return err
 		}

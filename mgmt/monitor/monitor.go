@@ -45,7 +45,9 @@ func Run(ctx context.Context, w io.Writer, o Options) (Result, error) {
 	if err != nil {
 		return r, fmt.Errorf("interface %s: no such port", o.Port)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	// Protocol 0 until bind names the port: created for ETH_P_ALL, the
+	// socket would show frames of every interface until then.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return r, fmt.Errorf("capture socket (needs CAP_NET_RAW): %w", err)
 	}

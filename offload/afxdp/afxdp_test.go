@@ -189,7 +189,7 @@ func TestVisibleHandsFramesToTheStack(t *testing.T) {
 		if p, err = Open("x0", Options{}); err != nil {
 			return err
 		}
-		if capture, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(0x0300)); err != nil { // htons(ETH_P_ALL)
+		if capture, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0); err != nil { // nothing until bound
 			return err
 		}
 		ifi, _ := net.InterfaceByName("x0")

@@ -229,7 +229,7 @@ func openRaw(t *testing.T, ifname string, proto uint16) *rawSock {
 		t.Fatal(err)
 	}
 	p := htons(proto)
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(p))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // nothing until bound
 	if err != nil {
 		t.Fatal(err)
 	}
