@@ -55,20 +55,21 @@ qemu: deps image
 deps:
 	@sh .ci/deps
 
-# make test runs three groups side by side, as most of the time goes to
+# make test runs four groups side by side, as most of the time goes to
 # waiting (outages, QEMU guests): the daemon tests' VM cases, their host
-# cases, and every other package. The packages of RACE_PKGS run under the
+# cases, the appliance VM tests (qemu/), and every other package. The packages of RACE_PKGS run under the
 # race detector (the datapath and VM packages are too slow for it on 2 cores).
 DAEMON_GUEST_TESTS := ^(TestKernelDatapath|TestXPNDerivationAgainstIPMACsec)
 RACE_PKGS := ./firmware/mka ./firmware/config ./firmware/commit ./firmware/store ./firmware/health \
 	./firmware/watchdog ./firmware/logring ./mgmt/... ./image ./drivers ./offload/afpacket
 test: deps lint image testkernel
-	@all=$$($(GO) list ./... | grep -v '/cmd/secwire$$'); race=$$($(GO) list $(RACE_PKGS)); \
+	@all=$$($(GO) list ./... | grep -v -e '/cmd/secwire$$' -e '/qemu$$'); race=$$($(GO) list $(RACE_PKGS)); \
 	rest=$$(printf '%s\n' $$all | grep -v -x -F "$$race"); \
 	( r=0; $(GO) test -count=1 -timeout 45m -race $$race || r=1; $(GO) test -count=1 -timeout 45m $$rest || r=1; exit $$r ) & others=$$!; \
 	$(GO) test -count=1 -timeout 45m -run '$(DAEMON_GUEST_TESTS)' ./cmd/secwire & guest=$$!; \
 	$(GO) test -count=1 -timeout 45m -skip '$(DAEMON_GUEST_TESTS)' ./cmd/secwire & host=$$!; \
-	rc=0; wait $$others || rc=1; wait $$guest || rc=1; wait $$host || rc=1; \
+	$(GO) test -count=1 -timeout 45m ./qemu & vms=$$!; \
+	rc=0; wait $$others || rc=1; wait $$guest || rc=1; wait $$host || rc=1; wait $$vms || rc=1; \
 	if [ $$rc = 0 ]; then echo "make test: all passed"; else echo "make test: FAILED (see above)"; fi; exit $$rc
 
 # The netdevsim test kernel for the hardware-offload tests: built once from
