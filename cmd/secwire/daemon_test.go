@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/firmware/ctl"
 	"github.com/secwire/secwire/internal/netns"
 	"github.com/secwire/secwire/offload/afpacket"
 	"github.com/secwire/secwire/offload/macsec"
@@ -249,6 +250,26 @@ func (tp *topo) ping(addr string, count int) bool {
 }
 
 // waitPing retries until the link passes traffic (bounded).
+// waitLinksUp waits until both daemons transmit with an SA and have let
+// their plaintext ports up, or fails the test.
+func (tp *topo) waitLinksUp(within time.Duration) {
+	tp.t.Helper()
+	for end := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		up := 0
+		for _, side := range []string{"a", "b"} {
+			if st, err := ctl.Status(tp.socket(side)); err == nil && len(st.Links) == 1 && st.Links[0].EncodingSA >= 0 && st.Links[0].Plain.Up {
+				up++
+			}
+		}
+		if up == 2 {
+			return
+		}
+		if time.Now().After(end) {
+			tp.t.Fatalf("links not up within %s\nA:\n%s\nB:\n%s", within, tp.log("a"), tp.log("b"))
+		}
+	}
+}
+
 func (tp *topo) waitPing(addr string) bool {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -626,8 +647,10 @@ func TestDaemonsPassProtocolsInClear(t *testing.T) {
 	lldp1 := frame([]byte{0x01, 0x80, 0xc2, 0, 0, 0x0e}, 0x88cc)
 	other := frame([]byte{0x02, 0x5e, 0, 0, 0, 0x22}, 0x88b5)
 	wrongDA := frame([]byte{0x01, 0x80, 0xc2, 0, 0, 0x0d}, 0x88cc)
-	// The link is up once static keys are installed; give it a moment.
-	time.Sleep(time.Second)
+	// Both links are up once their static keys are installed and the
+	// plaintext ports are let up (a fixed wait lost the frames when B
+	// started late on a loaded machine).
+	tp.waitLinksUp(20 * time.Second)
 	for _, f := range [][]byte{lldp1, other, wrongDA} {
 		tx.Send(f)
 	}
