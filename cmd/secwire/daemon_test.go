@@ -574,6 +574,10 @@ func TestLinkFaultPassthrough(t *testing.T) {
 	if !waitCarrier(t, tp.h1, "eth0", false) {
 		t.Fatalf("h1 still has carrier with the line down\nA:\n%s", tp.log("a"))
 	}
+	// The port goes down first, then the daemon logs it.
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(tp.log("a"), "plaintext port held down") && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if !strings.Contains(tp.log("a"), "plaintext port held down") {
 		t.Errorf("A did not log the fault:\n%s", tp.log("a"))
 	}
