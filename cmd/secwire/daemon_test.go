@@ -729,7 +729,7 @@ func TestDaemonsKeepManagementVLANOffTheLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rx.Close()
-	time.Sleep(time.Second)
+	tp.waitLinksUp(20 * time.Second)
 	tagged := func(vlan uint16) []byte {
 		f := []byte{0x02, 0x5e, 0, 0, 0, 0x22, 0x02, 0x5e, 0, 0, 0, 0x11, 0x81, 0x00}
 		f = binary.BigEndian.AppendUint16(f, vlan)
