@@ -198,7 +198,7 @@ func newXPNPeer(t *testing.T, prio uint8) *xpnPeer {
 		t.Fatal(err)
 	}
 	x.kay, err = mka.New(mka.Options{
-		SecY: mka.Software{SecY: secy}, SCI: macsec.SCI(x.sciB), MAC: macB, Suite: macsec.GCMAESXPN256,
+		SecY: secy, SCI: macsec.SCI(x.sciB), MAC: macB, Suite: macsec.GCMAESXPN256,
 		Priority: prio, Keys: []mka.CAK{{CKN: x.ckn, Key: macsec.NewKey(x.cak)}},
 		Send: sock.send, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("side", "test peer"),
 	})

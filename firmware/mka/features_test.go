@@ -265,7 +265,7 @@ func TestBlockedSendDoesNotBlockStatus(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	defer once.Do(func() { close(release) })
-	k, err := New(Options{SecY: Software{s}, SCI: 1, MAC: []byte{2, 0, 0, 0, 0, 1}, Suite: macsec.GCMAES128, Keys: []CAK{cak},
+	k, err := New(Options{SecY: s, SCI: 1, MAC: []byte{2, 0, 0, 0, 0, 1}, Suite: macsec.GCMAES128, Keys: []CAK{cak},
 		Send: func([]byte) error { <-release; return nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestBlockedSendDoesNotBlockStatus(t *testing.T) {
 func TestStatusListsCAsFromTheStart(t *testing.T) {
 	cak, fb := testCAK(t, "early", 16), testCAK(t, "early-fb", 16)
 	s, _ := macsec.NewSecY(macsec.Config{Suite: macsec.GCMAES128, SCI: 1, SendSCI: true})
-	k, err := New(Options{SecY: Software{s}, SCI: 1, MAC: []byte{2, 0, 0, 0, 0, 1}, Suite: macsec.GCMAES128, Keys: []CAK{cak}, Fallback: &fb,
+	k, err := New(Options{SecY: s, SCI: 1, MAC: []byte{2, 0, 0, 0, 0, 1}, Suite: macsec.GCMAES128, Keys: []CAK{cak}, Fallback: &fb,
 		Send: func([]byte) error { return nil }})
 	if err != nil {
 		t.Fatal(err)

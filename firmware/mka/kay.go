@@ -47,7 +47,8 @@ type CAK struct {
 
 // Options configure a KaY.
 type Options struct {
-	SecY SecY
+	// SecY is the datapath the CP installs SAs in (any backend).
+	SecY macsec.Seam
 	SCI  macsec.SCI       // our transmit SCI
 	MAC  net.HardwareAddr // source address of MKPDUs
 	// Suite, Offset and IntegrityOnly are what the SecY was built for:

@@ -75,7 +75,7 @@ func newPair(t *testing.T, o pairOpts) (a, b *end) {
 		e.me.secy = s
 		me, peer := e.me, e.peer
 		k, err := New(Options{
-			SecY: Software{s}, SCI: sci, MAC: me.mac, Suite: o.suite, Priority: e.prio, Keys: e.keys,
+			SecY: s, SCI: sci, MAC: me.mac, Suite: o.suite, Priority: e.prio, Keys: e.keys,
 			RekeyInterval: o.rekeyInterval, PNThreshold: o.pnThreshold, Life: o.life, Hello: o.hello, Now: o.now,
 			Log: logger(t).With("end", me.mac.String()),
 			Send: func(f []byte) error {

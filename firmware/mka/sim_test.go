@@ -56,7 +56,7 @@ type simNode struct {
 
 // recSecY records the transmit SAs a node installs.
 type recSecY struct {
-	Software
+	*macsec.SecY
 	n *simNode
 }
 
@@ -74,7 +74,7 @@ func (r recSecY) InstallTxSA(p macsec.SAParams) error {
 		n.net.fail("transmitters %s and %s share SAK/SSCI %s", prev, who, id)
 	}
 	n.net.txUse[id] = who
-	return r.Software.InstallTxSA(p)
+	return r.SecY.InstallTxSA(p)
 }
 
 func newSim(tb testing.TB, suite macsec.CipherSuite) *simNet {
@@ -106,7 +106,7 @@ func (nd *simNode) start() {
 	}
 	nd.secy, nd.transmitted = s, false
 	o := nd.opts
-	o.SecY, o.SCI, o.MAC, o.Suite = recSecY{Software{s}, nd}, nd.sci, nd.mac, n.suite
+	o.SecY, o.SCI, o.MAC, o.Suite = recSecY{s, nd}, nd.sci, nd.mac, n.suite
 	o.Now = func() time.Time { return n.now }
 	if o.Log == nil {
 		o.Log = logger(nil).With("node", nd.name)

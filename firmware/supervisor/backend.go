@@ -9,10 +9,10 @@ import (
 
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/firmware/config"
-	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/offload/kernel"
 	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/macsecnl"
+	"github.com/secwire/secwire/offload/software"
 )
 
 // Backends in the order auto tries them: the NIC (MAC), the PHY, the
@@ -92,7 +92,7 @@ func orNone(s string) string {
 // startDatapath starts the first backend of the plan that works. With
 // auto a backend the kernel refuses is logged and the next one tried; a
 // forced backend that fails is an error.
-func (s *Supervisor) startDatapath(ctx context.Context, l *link, log *slog.Logger) error {
+func (s *Supervisor) startDatapath(ctx context.Context, l *link, mgmtVLAN uint16, log *slog.Logger) error {
 	lc := l.cfg
 	// Whatever backend runs now, a kernel datapath a killed daemon left on
 	// this line port must not keep forwarding beside it.
@@ -102,8 +102,9 @@ func (s *Supervisor) startDatapath(ctx context.Context, l *link, log *slog.Logge
 	try, why := plan(lc, l.secyCfg)
 	forced := lc.DatapathChoice() != "auto"
 	for _, b := range try {
-		err := s.startBackend(ctx, l, b, log)
+		dp, err := s.startBackend(l, b, mgmtVLAN, log)
 		if err == nil {
+			l.dp = dp
 			l.backend = b
 			l.datapath = describe(b, lc, why)
 			return nil
@@ -131,34 +132,34 @@ func describe(b string, lc config.Link, why []string) string {
 	return name + " (" + strings.Join(why, "; ") + ")"
 }
 
-func (s *Supervisor) startBackend(ctx context.Context, l *link, b string, log *slog.Logger) error {
+// startBackend builds backend b for the link: a Go codec SecY, or a
+// kernel macsec link bridged to the plaintext port. Neither carries a
+// frame unprotected before forward.
+func (s *Supervisor) startBackend(l *link, b string, mgmtVLAN uint16, log *slog.Logger) (datapath, error) {
 	lc := l.cfg
 	if b == backendSoftware {
-		if l.secy == nil {
-			secy, err := macsec.NewSecY(l.secyCfg)
-			if err != nil {
-				return err
-			}
-			l.secy = secy
-		}
-		l.seam = mka.Software{SecY: l.secy}
-		return nil
+		return newSoftwarePath(l.secyCfg, software.Options{
+			Plain: lc.Plain, Line: lc.Line,
+			VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
+			EAPOLTypes: lc.EAPOLTypes(), Workers: lc.Workers, Log: log,
+			InClear: inClear(lc), ManagementVLAN: mgmtVLAN,
+		})
 	}
 	if err := kernel.Check(l.secyCfg, lc.VLANsInClear, lc.ShouldSecure()); err != nil {
-		return err
+		return nil, err
 	}
 	if b == backendMAC || b == backendPHY {
 		if err := offloadSafe(lc.Line, b); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := kernel.Available(); err != nil {
-		return err
+		return nil, err
 	}
 	// The kernel sizes its macsec link as if every frame carried an SCI.
 	if need := lc.PlainMTU() + kernelOverhead + 4*lc.VLANsInClear; l.lineMTU < need {
 		if err := setMTU(lc.Line, need); err != nil {
-			return fmt.Errorf("line port %s: MTU %d is below the %d the kernel macsec link needs: %w", lc.Line, l.lineMTU, need, err)
+			return nil, fmt.Errorf("line port %s: MTU %d is below the %d the kernel macsec link needs: %w", lc.Line, l.lineMTU, need, err)
 		}
 		log.Info("raised line port MTU for the kernel macsec link", "port", lc.Line, "from", l.lineMTU, "to", need)
 		l.lineMTU = need
@@ -169,11 +170,9 @@ func (s *Supervisor) startBackend(ctx context.Context, l *link, b string, log *s
 		Offload: off, PlainMTU: lc.PlainMTU(), Log: log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	l.kern, l.seam = k, k
-	l.plainBase = [2]uint64{ifStat(lc.Plain, "rx_packets"), ifStat(lc.Plain, "tx_packets")}
-	return nil
+	return newKernelPath(k, lc.Plain, lc.PlainMTU(), lc.EAPOLTypes()), nil
 }
 
 // macsecName names the link's macsec interface after its line port,

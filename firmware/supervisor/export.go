@@ -33,13 +33,13 @@ func (s *Supervisor) ExportKeys(name string) (*sakexport.File, error) {
 				sak.Salt = hex.EncodeToString(e.Salt)
 			}
 			own := l.secyCfg.SCI
-			sak.SCs = append(sak.SCs, sakexport.SC{SCI: own.String(), SSCI: ssci(e.SSCIs, own), PN: l.seam.TxNextPN(e.AN)})
+			sak.SCs = append(sak.SCs, sakexport.SC{SCI: own.String(), SSCI: ssci(e.SSCIs, own), PN: l.dp.TxNextPN(e.AN)})
 			for sci := range e.SSCIs {
 				peer, err := macsec.ParseSCI(sci)
 				if err != nil || peer == own {
 					continue
 				}
-				sak.SCs = append(sak.SCs, sakexport.SC{SCI: peer.String(), SSCI: ssci(e.SSCIs, peer), PN: l.seam.RxNextPN(peer, e.AN)})
+				sak.SCs = append(sak.SCs, sakexport.SC{SCI: peer.String(), SSCI: ssci(e.SSCIs, peer), PN: l.dp.RxNextPN(peer, e.AN)})
 			}
 			f.SAKs = append(f.SAKs, sak)
 		}

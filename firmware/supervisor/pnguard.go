@@ -49,7 +49,7 @@ type pnGuard struct {
 	// Set by attach.
 	seam  macsec.Seam
 	an    uint8
-	codec *macsec.SecY // software datapath; nil on the kernel's
+	limit pnLimiter // the codec's exact limit; nil on the kernel's datapath
 	// reinstall puts the kernel's SA back at pn as the encoding SA.
 	reinstall func(pn uint64) error
 
@@ -98,12 +98,13 @@ func (g *pnGuard) ceiling(next uint64) uint64 {
 
 func ceilingText(c uint64) []byte { return []byte(strconv.FormatUint(c, 10) + "\n") }
 
-// attach binds the guard to the installed SA. On the software datapath
-// the codec holds transmission at the recorded ceiling from now on.
-func (g *pnGuard) attach(seam macsec.Seam, codec *macsec.SecY, reinstall func(pn uint64) error) error {
-	g.seam, g.codec, g.reinstall = seam, codec, reinstall
-	if codec != nil {
-		return codec.SetTxPNLimit(g.an, g.durable)
+// attach binds the guard to the installed SA. With a limit (the software
+// datapath's codec) transmission is held at the recorded ceiling from now
+// on; without, the guard polls the PN.
+func (g *pnGuard) attach(seam macsec.Seam, limit pnLimiter, reinstall func(pn uint64) error) error {
+	g.seam, g.limit, g.reinstall = seam, limit, reinstall
+	if limit != nil {
+		return limit.SetTxPNLimit(g.an, g.durable)
 	}
 	return nil
 }
@@ -145,7 +146,7 @@ func (g *pnGuard) run(ctx context.Context) {
 		g.mu.Lock()
 		durable, stopped := g.durable, g.stopped
 		g.mu.Unlock()
-		if g.codec == nil && !stopped && next != 0 && next+g.reserve/4 >= durable {
+		if g.limit == nil && !stopped && next != 0 && next+g.reserve/4 >= durable {
 			g.stop("transmit PN is near the recorded ceiling and the next one is not recorded yet", true)
 			stopped = true
 		}
@@ -153,7 +154,7 @@ func (g *pnGuard) run(ctx context.Context) {
 			if time.Since(writing) > pnSlowWrite {
 				// The codec holds at the ceiling by itself; the kernel
 				// cannot, so its SA goes.
-				g.stop(fmt.Sprintf("transmission is held at the PN ceiling: recording the next one in %s has taken more than %v", filepath.Dir(g.path), pnSlowWrite), g.codec == nil)
+				g.stop(fmt.Sprintf("transmission is held at the PN ceiling: recording the next one in %s has taken more than %v", filepath.Dir(g.path), pnSlowWrite), g.limit == nil)
 			}
 			continue
 		}
@@ -161,7 +162,7 @@ func (g *pnGuard) run(ctx context.Context) {
 		switch {
 		case time.Now().Before(retry):
 			continue
-		case stopped && g.codec == nil:
+		case stopped && g.limit == nil:
 			base = durable // the kernel's SA comes back at the old ceiling
 		case stopped, next != 0 && next+g.reserve/2 >= durable:
 		default:
@@ -187,8 +188,8 @@ func (g *pnGuard) recorded(w pnWrite) bool {
 	g.mu.Unlock()
 	var err error
 	switch {
-	case g.codec != nil:
-		err = g.codec.SetTxPNLimit(g.an, w.ceiling)
+	case g.limit != nil:
+		err = g.limit.SetTxPNLimit(g.an, w.ceiling)
 	case stopped:
 		// Every PN below the old ceiling may have been sent, none at
 		// or above it: resume there, as a restart would.
@@ -221,8 +222,8 @@ func (g *pnGuard) stop(why string, now bool) {
 	}
 	g.mu.Unlock()
 	if now && !already {
-		if g.codec != nil {
-			g.codec.SetTxPNLimit(g.an, 1)
+		if g.limit != nil {
+			g.limit.SetTxPNLimit(g.an, 1)
 		} else {
 			g.seam.DeleteTxSA(g.an)
 		}

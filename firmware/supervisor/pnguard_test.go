@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/offload/macsec"
 )
@@ -88,11 +87,11 @@ func newGuardRig(t *testing.T, kernel bool) *guardRig {
 	if err := secy.InstallTxSA(macsec.SAParams{AN: 0, Key: key, PN: r.start}); err != nil {
 		t.Fatal(err)
 	}
-	codec := secy
+	var limit pnLimiter = secy
 	if kernel {
-		codec = nil
+		limit = nil
 	}
-	if err := r.g.attach(mka.Software{SecY: secy}, codec, install); err != nil {
+	if err := r.g.attach(secy, limit, install); err != nil {
 		t.Fatal(err)
 	}
 	secy.SetEncodingSA(0)

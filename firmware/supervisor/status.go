@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/mka"
-	"github.com/secwire/secwire/offload/kernel"
-	"github.com/secwire/secwire/offload/macsec"
 )
 
 // Status is what the management plane shows. It never holds key
@@ -218,17 +215,9 @@ func (l *link) status() LinkStatus {
 		LineMTUNeeded: l.cfg.LineMTU(), Cipher: c.Suite.String(), SCI: c.SCI.String(),
 		SendSCI: c.SendSCI, Validate: c.Validate.String(), ReplayWindow: c.ReplayWindow,
 		Offset: c.Offset, IntegrityOnly: c.IntegrityOnly, VLANsInClear: l.cfg.VLANsInClear,
-		EncodingSA: l.seam.EncodingSA(),
+		EncodingSA: l.dp.EncodingSA(),
 	}
-	if l.kern != nil {
-		ls.LineMTUNeeded = l.cfg.PlainMTU() + kernelOverhead
-		l.kernelStatus(&ls)
-	} else {
-		l.softwareStatus(&ls)
-		for _, x := range inClear(l.cfg) {
-			ls.ProtocolsInClear = append(ls.ProtocolsInClear, x.String())
-		}
-	}
+	l.dp.status(&ls)
 	if l.kay != nil {
 		m := l.kay.Status()
 		ls.MKA = &m
@@ -244,86 +233,9 @@ func (l *link) status() LinkStatus {
 	}
 	if l.cfg.ShouldSecure() {
 		ls.Policy = "should-secure"
-		ls.InClear = !l.secured()
+		ls.InClear = !l.dp.Secured()
 	}
 	return ls
-}
-
-func (l *link) softwareStatus(ls *LinkStatus) {
-	ls.SecYCounters = counters(&l.secy.Stats)
-	ls.TxSCCounters = counters(&l.secy.TxSC)
-	ls.DatapathCounters = counters(&l.engine.Stats)
-	for an := range uint8(4) {
-		if sa := l.secy.TxSA(an); sa != nil {
-			ls.TxSAs = append(ls.TxSAs, SAState{AN: an, NextPN: sa.NextPN(), Key: sa.KeyFingerprint(), Counters: counters(&sa.Stats)})
-		}
-	}
-	for _, sc := range l.secy.RxSCs() {
-		scs := SCState{SCI: sc.SCI.String(), Counters: counters(&sc.Stats)}
-		for an := range uint8(4) {
-			if sa := sc.SA(an); sa != nil {
-				scs.SAs = append(scs.SAs, SAState{AN: an, NextPN: sa.NextPN(), LowestPN: sa.LowestPN(), Key: sa.KeyFingerprint(), Counters: counters(&sa.Stats)})
-			}
-		}
-		ls.RxSCs = append(ls.RxSCs, scs)
-	}
-}
-
-// kernelStatus reads the kernel's counters under the names the software
-// datapath uses (IEEE 802.1AE's), so `show` reads the same either way.
-func (l *link) kernelStatus(ls *LinkStatus) {
-	st, err := l.kern.State()
-	if err != nil {
-		ls.Fault = strings.TrimSpace(ls.Fault + " (cannot read the kernel SecY: " + err.Error() + ")")
-		return
-	}
-	y := st.Stats
-	ls.SecYCounters = Counters{
-		{"OutPktsUntagged", y.OutPktsUntagged}, {"OutPktsTooLong", y.OutPktsTooLong},
-		{"InPktsUntagged", y.InPktsUntagged}, {"InPktsNoTag", y.InPktsNoTag},
-		{"InPktsBadTag", y.InPktsBadTag}, {"InPktsUnknownSCI", y.InPktsUnknownSCI},
-		{"InPktsNoSCI", y.InPktsNoSCI}, {"InPktsOverrun", y.InPktsOverrun},
-	}
-	t := st.TxSC
-	ls.TxSCCounters = Counters{
-		{"OutPktsProtected", t.OutPktsProtected}, {"OutPktsEncrypted", t.OutPktsEncrypted},
-		{"OutOctetsProtected", t.OutOctetsProtected}, {"OutOctetsEncrypted", t.OutOctetsEncrypted},
-	}
-	// As in the software datapath, LineIn/LineOut count data frames that
-	// the SecY validated or protected (the macsec link's own counters),
-	// not key agreement frames.
-	ms := l.kern.Name()
-	ls.DatapathCounters = Counters{
-		{"PlainIn", ifStat(l.cfg.Plain, "rx_packets") - l.plainBase[0]}, {"LineIn", ifStat(ms, "rx_packets")},
-		{"PlainOut", ifStat(l.cfg.Plain, "tx_packets") - l.plainBase[1]}, {"LineOut", ifStat(ms, "tx_packets")},
-		{"ToKeyAgreement", l.kern.EAPOLIn()}, {"DroppedNoSA", ifStat(ms, "tx_dropped")},
-	}
-	for _, sa := range st.TxSAs {
-		ls.TxSAs = append(ls.TxSAs, SAState{AN: sa.AN, NextPN: sa.PN, Key: kernel.Fingerprint(sa.KeyID), Counters: Counters{
-			{"OutPktsProtected", uint64(sa.Stats.OutPktsProtected)}, {"OutPktsEncrypted", uint64(sa.Stats.OutPktsEncrypted)},
-		}})
-	}
-	for _, sc := range st.RxSCs {
-		r := sc.Stats
-		scs := SCState{SCI: macsec.SCI(binary.BigEndian.Uint64(sc.SCI[:])).String(), Counters: Counters{
-			{"InPktsUnchecked", r.InPktsUnchecked}, {"InPktsDelayed", r.InPktsDelayed}, {"InPktsLate", r.InPktsLate},
-			{"InPktsNotUsingSA", r.InPktsNotUsingSA}, {"InPktsUnusedSA", r.InPktsUnusedSA},
-			{"InOctetsValidated", r.InOctetsValidated}, {"InOctetsDecrypted", r.InOctetsDecrypted},
-			{"InPktsOK", r.InPktsOK}, {"InPktsInvalid", r.InPktsInvalid}, {"InPktsNotValid", r.InPktsNotValid},
-		}}
-		for _, sa := range sc.SAs {
-			low := uint64(1)
-			if sa.PN > uint64(st.Window)+1 {
-				low = sa.PN - uint64(st.Window)
-			}
-			scs.SAs = append(scs.SAs, SAState{AN: sa.AN, NextPN: sa.PN, LowestPN: low, Key: kernel.Fingerprint(sa.KeyID), Counters: Counters{
-				{"InPktsOK", uint64(sa.Stats.InPktsOK)}, {"InPktsInvalid", uint64(sa.Stats.InPktsInvalid)},
-				{"InPktsNotValid", uint64(sa.Stats.InPktsNotValid)}, {"InPktsNotUsingSA", uint64(sa.Stats.InPktsNotUsingSA)},
-				{"InPktsUnusedSA", uint64(sa.Stats.InPktsUnusedSA)},
-			}})
-		}
-		ls.RxSCs = append(ls.RxSCs, scs)
-	}
 }
 
 func ifStat(name, stat string) uint64 {

@@ -25,7 +25,6 @@ import (
 	"github.com/secwire/secwire/firmware/health"
 	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/internal/ifquiet"
-	"github.com/secwire/secwire/offload/kernel"
 	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/software"
 )
@@ -100,22 +99,14 @@ type link struct {
 	cfg      config.Link
 	keyDir   string // relative key files are read from here (Config.KeyDir)
 	secyCfg  macsec.Config
-	// Exactly one backend runs the link: the Go codec and engine, or a
-	// kernel macsec link (kernel software or offloaded). seam is the one
-	// MKA and static keys drive.
-	secy     *macsec.SecY
-	engine   *software.Engine
-	kern     *kernel.Datapath
-	seam     mka.SecY
+	// dp is the one backend that runs the link (backend.go): MKA and
+	// static keys drive its SecY seam.
+	dp       datapath
 	backend  string // offload-mac, offload-phy, kernel or software
 	datapath string // the backend and why others were not used
-	// plainBase are the plaintext port's rx/tx packet counts when a kernel
-	// datapath started: its counters count from there, as the software
-	// datapath's do.
-	plainBase [2]uint64
-	lineMTU   int
-	guard     *pnGuard // static keys: no PN reuse across restarts
-	kay       *mka.KaY // MKA links
+	lineMTU  int
+	guard    *pnGuard // static keys: no PN reuse across restarts
+	kay      *mka.KaY // MKA links
 
 	mu       sync.Mutex
 	plainUp  bool   // what link-fault pass-through last set
@@ -389,19 +380,7 @@ func (l *link) stop() {
 	if l.kay != nil {
 		l.kay.Wipe() // its CAKs, KEKs, ICKs and SAK copies
 	}
-	if l.kern != nil {
-		l.kern.Stop() // the kernel forgets the SAs with the macsec link
-		return
-	}
-	if l.engine != nil {
-		l.engine.Stop()
-	}
-	for an := range uint8(4) {
-		l.secy.DeleteTxSA(an)
-	}
-	for _, sc := range l.secy.RxSCs() {
-		l.secy.DeleteRxSC(sc.SCI)
-	}
+	l.dp.Stop() // and it forgets the SAs and their keys
 }
 
 // managementVLAN is the in-band management VLAN on the link's plaintext
@@ -476,7 +455,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 			} // with MKA the key server sees it and distributes a new SAK
 		},
 	}
-	if err := s.startDatapath(ctx, l, log); err != nil {
+	if err := s.startDatapath(ctx, l, mgmtVLAN, log); err != nil {
 		return nil, err
 	}
 	ok := false
@@ -502,20 +481,8 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 			l.kay.Receive(frame)
 		}
 	}
-	if l.kern != nil {
-		if err := l.kern.ListenEAPOL(ctx, lc.EAPOLTypes(), onEAPOL); err != nil {
-			return nil, err
-		}
-	} else {
-		l.engine, err = software.Start(ctx, software.Options{
-			Plain: lc.Plain, Line: lc.Line, SecY: l.secy,
-			VLANsInClear: lc.VLANsInClear, ShouldSecure: lc.ShouldSecure(),
-			EAPOLTypes: lc.EAPOLTypes(), OnEAPOL: onEAPOL, Workers: lc.Workers, Log: log,
-			InClear: inClear(lc), ManagementVLAN: mgmtVLAN,
-		})
-		if err != nil {
-			return nil, err
-		}
+	if err := l.dp.forward(ctx, onEAPOL); err != nil {
+		return nil, err
 	}
 	if l.kay != nil {
 		l.spawn("MKA", func() { l.kay.Run(ctx) })
@@ -528,7 +495,7 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 }
 
 func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
-	s := l.seam
+	s := l.dp
 	st := lc.Static
 	if st == nil {
 		return nil
@@ -563,11 +530,8 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 		}
 		return s.SetEncodingSA(int(p.AN))
 	}
-	codec := l.secy
-	if l.kern != nil {
-		codec = nil
-	}
-	if err := l.guard.attach(s, codec, reinstall); err != nil {
+	limit, _ := l.dp.(pnLimiter) // nil: the guard polls the PN instead
+	if err := l.guard.attach(s, limit, reinstall); err != nil {
 		return err
 	}
 	if err := s.SetEncodingSA(int(tx.AN)); err != nil {
@@ -603,7 +567,7 @@ func (s *Supervisor) watch(ctx context.Context, l *link, w *faultWatch) {
 		}
 		w.check(l)
 		// Logged when it changes: the loop runs five times a second.
-		if err := l.datapathErr(); err != nil && err.Error() != lastErr {
+		if err := l.dp.Err(); err != nil && err.Error() != lastErr {
 			w.log.Error("datapath failed", "err", err)
 			lastErr = err.Error()
 		} else if err == nil {
@@ -626,7 +590,7 @@ type faultWatch struct {
 func (w *faultWatch) check(l *link) {
 	l.beat.Mark(time.Now())
 	carrier := readCarrier(l.cfg.Line)
-	secured := l.secured()
+	secured := l.dp.Secured()
 	if secured != w.wasSecured {
 		logSecured(w.log, l, secured)
 		w.wasSecured = secured
@@ -662,7 +626,7 @@ func (w *faultWatch) check(l *link) {
 
 // checkDataPlane updates the data plane diagnosis, and logs a change.
 func (l *link) checkDataPlane(log *slog.Logger) {
-	if !l.secured() {
+	if !l.dp.Secured() {
 		return
 	}
 	ls, fresh := l.reader.read(l, statusBudget)
@@ -680,30 +644,6 @@ func (l *link) checkDataPlane(log *slog.Logger) {
 	if changed && diag != "" {
 		log.Warn(diag)
 	}
-}
-
-func (l *link) datapathErr() error {
-	if l.kern != nil {
-		return l.kern.Err()
-	}
-	return l.engine.Err()
-}
-
-func (l *link) secured() bool {
-	if l.kern != nil {
-		return l.kern.Secured()
-	}
-	if l.secy.TxSA(uint8(l.secy.EncodingSA())) == nil {
-		return false
-	}
-	for _, sc := range l.secy.RxSCs() {
-		for an := range uint8(4) {
-			if sc.SA(an) != nil {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func readCarrier(ifname string) bool {
@@ -739,21 +679,13 @@ func newKaY(l *link, lc config.Link, mac net.HardwareAddr, sci macsec.SCI, clock
 		return nil, err
 	}
 	return mka.New(mka.Options{
-		SecY: l.seam, SCI: sci, MAC: mac,
+		SecY: l.dp, SCI: sci, MAC: mac,
 		Suite: lc.Suite(), Offset: lc.Offset, IntegrityOnly: lc.IntegrityOnly,
 		Priority: m.KeyServerPriority(), Keys: keys, Fallback: fallback,
 		Destination: m.DestinationAddress(), AutoDestination: m.AutoDestination(), Hello: m.Hello(),
 		EtherType: lc.EAPOLSendType(), ICVIndicator: m.ICVIndicator, RekeyInterval: m.Interval(),
 		Log: log, Now: clock,
-		Send: func(frame []byte) error {
-			if l.kern != nil {
-				return l.kern.SendEAPOL(frame)
-			}
-			if l.engine == nil {
-				return errors.New("datapath not started")
-			}
-			return l.engine.SendEAPOL(frame)
-		},
+		Send: l.dp.SendEAPOL,
 	})
 }
 
@@ -811,10 +743,9 @@ func (s *Supervisor) Rekey(name string) error {
 // both directions. Other datapaths (and ports of no link) need nothing.
 func (s *Supervisor) Monitor(port string) (release func()) {
 	for _, l := range s.current() {
-		if (l.cfg.Plain == port || l.cfg.Line == port) && l.engine != nil {
-			e := l.engine
-			e.Visible(true)
-			return func() { e.Visible(false) }
+		if c, ok := l.dp.(capturer); ok && (l.cfg.Plain == port || l.cfg.Line == port) {
+			c.Visible(true)
+			return func() { c.Visible(false) }
 		}
 	}
 	return func() {}

@@ -36,8 +36,8 @@ type Options struct {
 	Log      *slog.Logger
 }
 
-// Datapath is a running kernel macsec link. Its methods are the SecY seam
-// (the same shape as mka.SecY) and are safe for concurrent use.
+// Datapath is a running kernel macsec link. It implements macsec.Seam,
+// the SecY seam; its methods are safe for concurrent use.
 type Datapath struct {
 	opts    Options
 	log     *slog.Logger

@@ -25,7 +25,7 @@ func TestKernelSecYConformance(t *testing.T) {
 	}
 	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
 	n := 0
-	secytest.Run(t, func(t *testing.T, suite macsec.CipherSuite) secytest.SecY {
+	secytest.Run(t, func(t *testing.T, suite macsec.CipherSuite) macsec.Seam {
 		n++
 		plain, line := fmt.Sprintf("cp%d", n), fmt.Sprintf("cl%d", n)
 		for _, args := range [][]string{

@@ -2,9 +2,10 @@ package macsec
 
 // Seam is the SecY as key agreement drives it: the SecY seam of
 // docs/design.md. MKA and static keys install SAs and read PNs through
-// it and nothing else; every datapath backend (this codec, the kernel's
-// macsec driver in software or offloaded) provides it, and
-// offload/secytest checks that they behave alike.
+// it and nothing else; every datapath backend provides it (this package's
+// SecY, the Go codec, itself; offload/kernel's Datapath, the kernel's
+// macsec driver in software or offloaded), and offload/secytest checks
+// that they behave alike.
 type Seam interface {
 	InstallTxSA(p SAParams) error
 	SetEncodingSA(an int) error
@@ -18,3 +19,5 @@ type Seam interface {
 	// RxNextPN is the lowest PN the receive SA accepts next; 0 when absent.
 	RxNextPN(sci SCI, an uint8) uint64
 }
+
+var _ Seam = (*SecY)(nil)

@@ -346,6 +346,24 @@ func (s *SecY) SetRxLowestPN(sci SCI, an uint8, pn uint64) error {
 	}
 }
 
+// TxNextPN is the next PN the transmit SA will use; 0 when absent.
+func (s *SecY) TxNextPN(an uint8) uint64 {
+	if sa := s.TxSA(an); sa != nil {
+		return sa.NextPN()
+	}
+	return 0
+}
+
+// RxNextPN is the lowest PN the receive SA accepts next; 0 when absent.
+func (s *SecY) RxNextPN(sci SCI, an uint8) uint64 {
+	if sc := s.RxSC(sci); sc != nil {
+		if sa := sc.SA(an); sa != nil {
+			return sa.LowestPN()
+		}
+	}
+	return 0
+}
+
 // DeleteRxSA removes a receive SA and wipes its key.
 func (s *SecY) DeleteRxSA(sci SCI, an uint8) {
 	if sc := s.RxSC(sci); sc != nil {

@@ -11,12 +11,9 @@ import (
 	"github.com/secwire/secwire/offload/macsec"
 )
 
-// SecY is the seam under test.
-type SecY = macsec.Seam
-
 // New makes a fresh SecY of the suite (replay window 0, strict
 // validation) and removes it when the test ends.
-type New func(t *testing.T, suite macsec.CipherSuite) SecY
+type New func(t *testing.T, suite macsec.CipherSuite) macsec.Seam
 
 // Run runs every check for every cipher suite.
 func Run(t *testing.T, newSecY New) {
@@ -44,7 +41,7 @@ func params(suite macsec.CipherSuite, an uint8, fill byte, pn uint64) macsec.SAP
 
 var peer = macsec.SCI(0x025e00000b010001)
 
-func transmit(t *testing.T, s SecY, suite macsec.CipherSuite) {
+func transmit(t *testing.T, s macsec.Seam, suite macsec.CipherSuite) {
 	if got := s.EncodingSA(); got != -1 {
 		t.Errorf("fresh SecY: encoding SA %d, want -1", got)
 	}
@@ -98,7 +95,7 @@ func transmit(t *testing.T, s SecY, suite macsec.CipherSuite) {
 	}
 }
 
-func receive(t *testing.T, s SecY, suite macsec.CipherSuite) {
+func receive(t *testing.T, s macsec.Seam, suite macsec.CipherSuite) {
 	if got := s.RxNextPN(peer, 0); got != 0 {
 		t.Errorf("RxNextPN of an absent SA = %d", got)
 	}
@@ -131,7 +128,7 @@ func receive(t *testing.T, s SecY, suite macsec.CipherSuite) {
 	}
 }
 
-func badInput(t *testing.T, s SecY, suite macsec.CipherSuite) {
+func badInput(t *testing.T, s macsec.Seam, suite macsec.CipherSuite) {
 	if err := s.SetEncodingSA(2); err == nil {
 		t.Error("SetEncodingSA to an AN with no SA succeeded")
 	}
