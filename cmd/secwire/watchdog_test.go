@@ -42,7 +42,7 @@ func TestWatchdogWedgedKaY(t *testing.T) {
 	}
 	defer c.Close()
 	in, scr := interactiveShell(t, c)
-	scr.waitFor(t, "admin@secwire> ")
+	scr.WaitFor(t, "admin@secwire> ")
 
 	stalled := time.Now()
 	if err := ctl.StallMKA(tp.socket("a"), "link0", 5*time.Minute); err != nil {

@@ -333,8 +333,6 @@ func captureOn(t *testing.T, ns *netns.NS, ifname string) func() [][]byte {
 	return c.Stop
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 func counterOf(cs supervisor.Counters, name string) uint64 {
 	for _, c := range cs {
 		if c.Name == name {
