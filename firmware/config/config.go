@@ -62,37 +62,30 @@ func keyPath(dir, file string) string {
 // Link is one plaintext/line port pair and its SecY.
 type Link struct {
 	// Link name, used in logs and show output.
-	//
 	// Default: (required)
 	Name string `json:"name"`
 	// Plaintext port, towards the customer's router.
-	//
 	// Default: (required)
 	Plain string `json:"plain"`
 	// Line port, towards the provider circuit.
-	//
 	// Default: (required)
 	Line string `json:"line"`
 
 	// Cipher suite.
-	//
 	// Default: `gcm-aes-128`
 	//
 	// `gcm-aes-128`, `gcm-aes-256`, `gcm-aes-xpn-128` or `gcm-aes-xpn-256`.
 	Cipher string `json:"cipher,omitempty"`
 	// Include the SCI in the SecTAG (default true).
-	//
 	// Default: `true`
 	//
 	// 8 more bytes per frame; `false` sends ES=1 frames whose SCI is the
 	// line MAC with port 1.
 	SendSCI *bool `json:"send_sci,omitempty"`
 	// validateFrames: strict (default), check or disabled.
-	//
 	// Default: `strict`
 	Validate string `json:"validate,omitempty"`
 	// Replay window in packets, 0..1073741824 (0: strict order).
-	//
 	// Default: `0`
 	//
 	// With 0 the software datapath still sends every SA's frames in PN
@@ -101,33 +94,28 @@ type Link struct {
 	// is accepted.
 	ReplayWindow uint32 `json:"replay_window,omitempty"`
 	// Octets left in clear after the SecTAG: 0, 30 or 50.
-	//
 	// Default: `0`
 	//
 	// They are still integrity protected.
 	Offset int `json:"confidentiality_offset,omitempty"`
 	// Protect integrity only, no encryption.
-	//
 	// Default: `false`
 	//
 	// Frames are sent with E=0, C=0.
 	IntegrityOnly bool `json:"integrity_only,omitempty"`
 	// must-secure (default: nothing crosses without SAs) or should-secure.
-	//
 	// Default: `must-secure`
 	//
 	// `should-secure`: frames cross IN CLEAR while no SA is up; `show
 	// macsec` says so loudly.
 	Policy string `json:"policy,omitempty"`
 	// VLAN tags left ahead of the SecTAG: 0, 1 or 2.
-	//
 	// Default: `0`
 	//
 	// For provider circuits that switch on them. Both ends must agree;
 	// customer frames without that many tags are dropped and counted.
 	VLANsInClear int `json:"vlans_in_clear,omitempty"`
 	// Plaintext MTU, 576..9150 (default 1500).
-	//
 	// Default: `1500`
 	//
 	// The line needs `mtu` + 24 (no SCI) or 32 (SCI) + 4 per tag in clear;
@@ -136,14 +124,12 @@ type Link struct {
 	// (OutPktsTooLong), never fragmented or sent in clear.
 	MTU int `json:"mtu,omitempty"`
 	// Take the plaintext port down while the line is down or unsecured (default true).
-	//
 	// Default: `true`
 	//
 	// The plaintext port also goes down when the daemon stops, so the
 	// customer's router fails over.
 	LinkFault *bool `json:"link_fault_passthrough,omitempty"`
 	// Datapath backend (default auto: offload, else kernel, else software).
-	//
 	// Default: `auto`
 	//
 	// `auto`: hardware offload (`mac`, then `phy`) where the driver table
@@ -159,13 +145,11 @@ type Link struct {
 	// and ignore `workers`.
 	Datapath string `json:"datapath,omitempty"`
 	// Alternate EAPOL EtherType in hex, for circuits that filter 0x888E.
-	//
 	// Default: none
 	//
 	// Such as `0x876f`; 0x888E always goes to key agreement too.
 	EAPOLEtherType string `json:"eapol_ethertype,omitempty"`
 	// Software datapath workers per direction, 1..64.
-	//
 	// Default: `1`
 	//
 	// The workers of a direction share the ports' rings: they take frames
@@ -175,7 +159,6 @@ type Link struct {
 	// where the crypto is the bottleneck (large frames, several cores).
 	Workers int `json:"workers,omitempty"`
 	// Control protocols that cross in clear both ways: lacp, lldp, pause or your own.
-	//
 	// Default: none
 	//
 	// They cross whatever the SA state. Only the Go datapath can do this:
@@ -184,13 +167,11 @@ type Link struct {
 	ProtocolsInClear []ProtocolInClear `json:"protocols_in_clear,omitempty"`
 
 	// MACsec Key Agreement with pre-shared CAKs.
-	//
 	// Default: one of `mka` and `static_keys`
 	//
 	// The normal way to key a link.
 	MKA *MKA `json:"mka,omitempty"`
 	// SAKs given directly, as with ip macsec (labs, interop).
-	//
 	// Default: one of `mka` and `static_keys`
 	Static *StaticKeys `json:"static_keys,omitempty"`
 }
@@ -198,15 +179,12 @@ type Link struct {
 // StaticKeys gives SAKs directly, as `ip macsec` does, for labs and interop.
 type StaticKeys struct {
 	// Transmit SCI, 16 hex digits.
-	//
 	// Default: the line MAC with port 1
 	SCI string `json:"sci,omitempty"`
 	// The transmit SA.
-	//
 	// Default: (required)
 	TX SA `json:"tx"`
 	// The peer's secure channels.
-	//
 	// Default: (required)
 	RX []RxSC `json:"rx"`
 }
@@ -214,11 +192,9 @@ type StaticKeys struct {
 // RxSC is one peer's secure channel.
 type RxSC struct {
 	// The peer's SCI, 16 hex digits.
-	//
 	// Default: (required)
 	SCI string `json:"sci"`
 	// The SAs the peer transmits with.
-	//
 	// Default: (required)
 	SAs []SA `json:"sas"`
 }
@@ -227,27 +203,21 @@ type RxSC struct {
 // of hex readable only by its owner (mode 0600).
 type SA struct {
 	// Association number, 0..3.
-	//
 	// Default: `0`
 	AN int `json:"an"`
 	// SAK in hex, inline (labs).
-	//
 	// Default: one of `key` and `key_file`
 	Key string `json:"key,omitempty"`
 	// File holding the SAK in hex, mode 0600, relative to the config file.
-	//
 	// Default: one of `key` and `key_file`
 	KeyFile string `json:"key_file,omitempty"`
 	// Next PN to send (tx), or lowest PN accepted (rx).
-	//
 	// Default: `1`
 	PN uint64 `json:"pn,omitempty"`
 	// XPN: SSCI, 8 hex digits.
-	//
 	// Default: (XPN suites: required)
 	SSCI string `json:"ssci,omitempty"`
 	// XPN: salt, 24 hex digits.
-	//
 	// Default: (XPN suites: required)
 	Salt string `json:"salt,omitempty"`
 }

@@ -14,15 +14,12 @@ import (
 // other name needs an ethertype and a group destination address.
 type ProtocolInClear struct {
 	// Protocol: lacp, lldp, pause or a name of your own.
-	//
 	// Default: (required)
 	Name string `json:"name"`
 	// Your own protocol's EtherType in hex, such as 0x88f7.
-	//
 	// Default: the built-in protocol's
 	EtherType string `json:"ethertype,omitempty"`
 	// Your own protocol's destination, a group MAC address.
-	//
 	// Default: the built-in protocol's
 	Destination string `json:"destination,omitempty"`
 }

@@ -12,7 +12,6 @@ import (
 // MKA keys a link with MACsec Key Agreement and pre-shared CAKs.
 type MKA struct {
 	// CKN (hex, 2..64 digits) and its CAK.
-	//
 	// Default: (required)
 	//
 	// One or more CKN/CAK pairs. Every entry inside its validity period
@@ -20,14 +19,12 @@ type MKA struct {
 	// so a chain rolls over without a traffic interruption.
 	KeyChain []CAKEntry `json:"key_chain"`
 	// Key server priority, 0..255 (lower wins; default 16).
-	//
 	// Default: `16`
 	//
 	// The lowest value serves keys (ties: the lowest SCI); 255 never
 	// serves keys.
 	Priority *int `json:"priority,omitempty"`
 	// CKN and CAK used only while no key chain CA can secure the link.
-	//
 	// Default: none
 	//
 	// The CA of a fallback key (Junos `fallback-key`) is used only while
@@ -39,7 +36,6 @@ type MKA struct {
 	// are logged.
 	Fallback *FallbackKey `json:"fallback_key,omitempty"`
 	// MKPDU destination MAC (default 01:80:c2:00:00:03), or auto to find one the circuit passes.
-	//
 	// Default: `01:80:c2:00:00:03`
 	//
 	// Some providers filter that group address: `01:80:c2:00:00:00`,
@@ -51,7 +47,6 @@ type MKA struct {
 	// received at any address.
 	Destination string `json:"eapol_destination,omitempty"`
 	// MKA hello time, 500ms..6s (default 2s); the peer should match.
-	//
 	// Default: `2s`
 	//
 	// Junos `transmit-interval`; the life time (how long a silent peer
@@ -60,7 +55,6 @@ type MKA struct {
 	// often than every 6 s.
 	TransmitInterval string `json:"transmit_interval,omitempty"`
 	// Periodic rekey interval, such as 24h (0: none).
-	//
 	// Default: none
 	//
 	// A duration of at least `10s` (`30m`, `24h`): the key server
@@ -69,7 +63,6 @@ type MKA struct {
 	// `secwire request mka rekey LINK`.
 	RekeyInterval string `json:"rekey_interval,omitempty"`
 	// Send the ICV Indicator parameter set (some Cisco platforms).
-	//
 	// Default: `false`
 	//
 	// Some Cisco platforms require it.
@@ -80,25 +73,20 @@ type MKA struct {
 // of hex readable only by its owner.
 type CAKEntry struct {
 	// CKN, 2..64 hex digits (1..32 octets).
-	//
 	// Default: (required)
 	CKN string `json:"ckn"`
 	// CAK, 32 or 64 hex digits (prompted without echo).
-	//
 	// Default: one of `cak` and `cak_file`
 	//
 	// Inline, for labs; a commit on the appliance stores it sealed.
 	CAK string `json:"cak,omitempty"`
 	// File holding the hex CAK, mode 0600, relative to the config file.
-	//
 	// Default: one of `cak` and `cak_file`
 	CAKFile string `json:"cak_file,omitempty"`
 	// Valid from, RFC 3339 (2026-12-01T00:00:00Z).
-	//
 	// Default: valid from the start
 	Start string `json:"start,omitempty"`
 	// Valid until, RFC 3339.
-	//
 	// Default: never expires
 	End string `json:"end,omitempty"`
 }
@@ -106,15 +94,12 @@ type CAKEntry struct {
 // FallbackKey is the fallback CKN and CAK.
 type FallbackKey struct {
 	// Fallback CKN (hex, 2..64 digits), not one of the key chain's.
-	//
 	// Default: (required)
 	CKN string `json:"ckn"`
 	// Fallback CAK, 32 or 64 hex digits (prompted without echo).
-	//
 	// Default: one of `cak` and `cak_file`
 	CAK string `json:"cak,omitempty"`
 	// File holding the hex fallback CAK, mode 0600, relative to the config file.
-	//
 	// Default: one of `cak` and `cak_file`
 	CAKFile string `json:"cak_file,omitempty"`
 }

@@ -13,7 +13,6 @@ import (
 // NTP synchronises the clock.
 type NTP struct {
 	// NTP server by IP address (give several).
-	//
 	// Default: none
 	//
 	// Up to 8, by IP address (the appliance has no DNS resolver).
@@ -24,24 +23,20 @@ type NTP struct {
 // resolver).
 type NTPServer struct {
 	// The server's IP address.
-	//
 	// Default: (required)
 	Address string `json:"address"`
 	// Require Network Time Security (RFC 8915) from this server.
-	//
 	// Default: `false`
 	//
 	// The server's answers are authenticated, and it is never asked
 	// without NTS.
 	NTS bool `json:"nts,omitempty"`
 	// NTS: CA certificate (PEM) on the config partition that signed the server's.
-	//
 	// Default: the system's CAs
 	//
 	// The appliance has no system CAs: give one.
 	CAFile string `json:"ca_file,omitempty"`
 	// NTS: name in the server's certificate (default its address).
-	//
 	// Default: the address
 	ServerName string `json:"server_name,omitempty"`
 }
@@ -49,11 +44,9 @@ type NTPServer struct {
 // Syslog sends the system log to collectors.
 type Syslog struct {
 	// Collector by IP address.
-	//
 	// Default: none
 	Host []SyslogHost `json:"host"`
 	// Messages kept per TCP/TLS collector while it is down, 1..100000 (default 1000).
-	//
 	// Default: `1000`
 	//
 	// Beyond it the oldest are dropped (and counted).
@@ -63,36 +56,30 @@ type Syslog struct {
 // SyslogHost is one collector.
 type SyslogHost struct {
 	// The collector's IP address.
-	//
 	// Default: (required)
 	//
 	// One entry per address.
 	Address string `json:"address"`
 	// Collector port (default 514, tls 6514).
-	//
 	// Default: 514, 6514 for `tls`
 	Port int `json:"port,omitempty"`
 	// udp (default), tcp or tls.
-	//
 	// Default: `udp`
 	//
 	// `udp` is RFC 5426, `tcp` RFC 6587 (octet counting), `tls` RFC 5425.
 	Transport string `json:"transport,omitempty"`
 	// Lowest severity sent (default info).
-	//
 	// Default: `info`
 	//
 	// `emergency` `alert` `critical` `error` `warning` `notice` `info`
 	// `debug`.
 	Severity string `json:"severity,omitempty"`
 	// TLS: CA certificate (PEM) on the config partition that signed the collector's.
-	//
 	// Default: (`tls` only, required)
 	//
 	// A file relative to the config file.
 	CAFile string `json:"ca_file,omitempty"`
 	// TLS: name in the collector's certificate (default its address).
-	//
 	// Default: the address
 	ServerName string `json:"server_name,omitempty"`
 }
@@ -100,7 +87,6 @@ type SyslogHost struct {
 // Metrics is the Prometheus endpoint on the management address.
 type Metrics struct {
 	// TCP port, such as 9100.
-	//
 	// Default: (required)
 	Port int `json:"port"`
 }

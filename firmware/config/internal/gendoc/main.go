@@ -4,15 +4,15 @@
 // comment above each field of firmware/config is the one source:
 //
 //	// Plaintext MTU, 576..9150 (default 1500).
-//	//
 //	// Default: `1500`
 //	//
 //	// The line needs `mtu` + 24 ...
 //	MTU int `json:"mtu,omitempty"`
 //
 // The first line is the CLI's help (its final period dropped). A paragraph
-// starting "Default:" fills the docs table's default column; the other
-// paragraphs follow the first line in its meaning column. Fields are found
+// starting "Default:", right after it or later, fills the docs table's
+// default column; the other paragraphs follow the first line in its
+// meaning column. Fields are found
 // by their JSON names and the structs they nest, never by their Go types,
 // so a field may change type without touching this.
 //
@@ -224,29 +224,28 @@ func nested(e ast.Expr, structs map[string]*ast.StructType) (typ string, list bo
 }
 
 // parseDoc splits a field's doc comment: the first line, a "Default:"
-// paragraph, the rest.
+// paragraph (right after it, or later), the rest.
 func (f *field) parseDoc(doc string) error {
 	doc = strings.TrimSpace(doc)
 	if doc == "" {
 		return errors.New("no doc comment: give it one above the field; its first line is the CLI's help")
 	}
-	paras := strings.Split(doc, "\n\n")
-	first, more, _ := strings.Cut(paras[0], "\n")
-	if more != "" {
-		return errors.New("the doc comment's first line is the CLI's help: end it there and leave a blank comment line after it")
-	}
+	first, rest, _ := strings.Cut(doc, "\n")
 	f.help = strings.TrimSuffix(strings.TrimSpace(first), ".")
+	if rest != "" && !strings.HasPrefix(rest, "\n") && !strings.HasPrefix(rest, "Default:") {
+		return errors.New("the doc comment's first line is the CLI's help: end it there, then a \"Default:\" line or a blank comment line")
+	}
 	var details []string
-	for _, p := range paras[1:] {
+	for _, p := range strings.Split(strings.TrimPrefix(rest, "\n"), "\n\n") {
 		p = strings.Join(strings.Fields(p), " ")
 		if d, ok := strings.CutPrefix(p, "Default:"); ok {
 			if f.def != "" {
 				return errors.New("two Default: paragraphs")
 			}
 			f.def = strings.TrimSpace(d)
-			continue
+		} else if p != "" {
+			details = append(details, p)
 		}
-		details = append(details, p)
 	}
 	f.details = strings.Join(details, " ")
 	if strings.Contains(f.help+f.def+f.details, "|") {

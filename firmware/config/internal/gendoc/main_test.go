@@ -54,3 +54,32 @@ func firstDiff(got, want string) string {
 	}
 	return "(only line endings differ)"
 }
+
+func TestParseDoc(t *testing.T) {
+	for _, c := range []struct {
+		doc, help, def, details, err string
+	}{
+		{doc: "Cipher suite.\n", help: "Cipher suite"},
+		{doc: "Cipher suite.\nDefault: `gcm-aes-128`\n", help: "Cipher suite", def: "`gcm-aes-128`"},
+		{doc: "MTU.\nDefault: `1500`\n\nThe line needs\nmore.\n\nFrames are dropped.\n",
+			help: "MTU", def: "`1500`", details: "The line needs more. Frames are dropped."},
+		{doc: "MTU.\n\nDetails first.\n\nDefault: `1500`\n", help: "MTU", def: "`1500`", details: "Details first."},
+		{doc: "", err: "no doc comment"},
+		{doc: "Help that runs\nover two lines.\n", err: "first line is the CLI's help"},
+		{doc: "Help.\nDefault: a\n\nDefault: b\n", err: "two Default:"},
+		{doc: "Help.\n\na | b\n", err: "'|'"},
+	} {
+		var f field
+		err := f.parseDoc(c.doc)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: error %v, want one with %q", c.doc, err, c.err)
+			}
+			continue
+		}
+		if err != nil || f.help != c.help || f.def != c.def || f.details != c.details {
+			t.Errorf("%q: help %q, default %q, details %q, err %v; want %q, %q, %q",
+				c.doc, f.help, f.def, f.details, err, c.help, c.def, c.details)
+		}
+	}
+}
