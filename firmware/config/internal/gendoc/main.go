@@ -193,6 +193,8 @@ func jsonName(f *ast.Field) string {
 	return name
 }
 
+func hasJSONName(f *ast.Field) bool { return jsonName(f) != "" }
+
 func fieldName(f *ast.Field) string {
 	if len(f.Names) > 0 {
 		return f.Names[0].Name
@@ -200,8 +202,10 @@ func fieldName(f *ast.Field) string {
 	return "(embedded)"
 }
 
-// nested names the config struct a field holds (through a pointer or as
-// a list of them); any other type is a leaf.
+// nested names the config object a field holds (through a pointer or as
+// a list of them): a struct of the package with JSON fields. Any other
+// type is a leaf, including a value type that is a struct without JSON
+// fields (a duration, an address) and types of other packages.
 func nested(e ast.Expr, structs map[string]*ast.StructType) (typ string, list bool) {
 	for {
 		switch x := e.(type) {
@@ -215,7 +219,7 @@ func nested(e ast.Expr, structs map[string]*ast.StructType) (typ string, list bo
 			e, list = x.Elt, true
 			continue
 		case *ast.Ident:
-			if structs[x.Name] != nil {
+			if st := structs[x.Name]; st != nil && slices.ContainsFunc(st.Fields.List, hasJSONName) {
 				return x.Name, list
 			}
 		}

@@ -83,3 +83,61 @@ func TestParseDoc(t *testing.T) {
 		}
 	}
 }
+
+// A field's kind comes from the structs of the package, not its Go type:
+// typed leaves (a struct without JSON fields, another package's type)
+// stay leaves, and help is keyed by JSON name.
+func TestReadModelByJSONName(t *testing.T) {
+	dir := t.TempDir()
+	src := `package config
+
+type Config struct {
+	// Links.
+	Links []Link ` + "`json:\"links\"`" + `
+}
+
+type Link struct {
+	// Link name.
+	// Default: (required)
+	Name string ` + "`json:\"name\"`" + `
+	// Hello time.
+	Hello HelloTime ` + "`json:\"hello,omitzero\"`" + `
+	// Peer.
+	Peer netip.Addr ` + "`json:\"peer\"`" + `
+	// Keys.
+	Keys *Keys ` + "`json:\"keys,omitempty\"`" + `
+	internal int
+}
+
+type HelloTime struct{ Duration }
+
+type Keys struct {
+	// Key number, 0..3.
+	AN int ` + "`json:\"an\"`" + `
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "config.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fields, err := readModel(dir, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := helpSource(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"links": "Links"`, `"links.name": "Link name"`, `"links.hello": "Hello time"`,
+		`"links.peer": "Peer"`, `"links.keys": "Keys"`, `"links.keys.an": "Key number, 0..3"`} {
+		if !strings.Contains(strings.Join(strings.Fields(string(got)), " "), want) {
+			t.Errorf("help map lacks %s:\n%s", want, got)
+		}
+	}
+	kinds := map[string]string{}
+	for _, f := range fields[0].children {
+		kinds[f.name] = f.typ
+	}
+	if kinds["hello"] != "" || kinds["peer"] != "" || kinds["keys"] != "Keys" {
+		t.Errorf("objects: hello %q, peer %q, keys %q; want only keys (Keys)", kinds["hello"], kinds["peer"], kinds["keys"])
+	}
+}
