@@ -53,16 +53,7 @@ func TestExportedKeysDecryptAnMKACapture(t *testing.T) {
 	if !strings.Contains(string(out), "needs a confirmation") {
 		t.Fatalf("export without a terminal:\n%s", out)
 	}
-	sess, _ := c.NewSession()
-	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	var scr screen
-	sess.Stdout = &scr
-	if err := sess.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	in, scr := interactiveShell(t, c)
 	scr.waitFor(t, "admin@secwire> ")
 	io.WriteString(in, "request security mka export-keys link0 file line-keys.json\r")
 	scr.waitFor(t, "Export these keys? [yes,no] ")

@@ -70,6 +70,29 @@ func dialSSH(t *testing.T, ns *netns.NS, user string, auth ssh.AuthMethod) (*ssh
 }
 
 // screen collects what an interactive session shows.
+// interactiveShell opens a shell with a terminal, as an operator's SSH
+// client does: what is typed goes to in, what the box prints to scr.
+func interactiveShell(t *testing.T, c *ssh.Client) (in io.Writer, scr *screen) {
+	t.Helper()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if in, err = sess.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	scr = &screen{}
+	sess.Stdout = scr
+	if err := sess.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	return in, scr
+}
+
 type screen struct {
 	mu sync.Mutex
 	b  strings.Builder
@@ -128,16 +151,7 @@ func TestSSHConfiguresLinks(t *testing.T) {
 		t.Fatalf("ssh to A: %v\n%s", err, tp.log("a"))
 	}
 	defer c.Close()
-	sess, _ := c.NewSession()
-	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	var scr screen
-	sess.Stdout = &scr
-	if err := sess.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	in, scr := interactiveShell(t, c)
 	scr.waitFor(t, "admin@secwire> ")
 	for _, step := range [][2]string{
 		{"configure\r", "[edit]"},

@@ -41,16 +41,7 @@ func TestWatchdogWedgedKaY(t *testing.T) {
 		t.Fatalf("ssh to A: %v\n%s", err, tp.log("a"))
 	}
 	defer c.Close()
-	sess, _ := c.NewSession()
-	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	var scr screen
-	sess.Stdout = &scr
-	if err := sess.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	in, scr := interactiveShell(t, c)
 	scr.waitFor(t, "admin@secwire> ")
 
 	stalled := time.Now()
