@@ -2,12 +2,14 @@ package cli
 
 import (
 	"io"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/offload/macsec"
 )
 
 // Every configurable leaf has help text, so '?' never shows an empty line.
@@ -27,8 +29,8 @@ func TestEveryLeafHasHelp(t *testing.T) {
 // Wrong input of every kind is refused with an error and leaves the
 // candidate exactly as it was.
 func TestWrongInputChangesNothing(t *testing.T) {
-	c := &config.Config{Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: "gcm-aes-xpn-256", ReplayWindow: 64,
-		MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: "01", CAK: strings.Repeat("ab", 16)}}}}}}
+	c := &config.Config{Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: macsec.GCMAESXPN256, ReplayWindow: 64,
+		MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: config.Hex{0x01}, CAK: strings.Repeat("ab", 16)}}}}}}
 	want := flatten(c)
 	secrets := []string{strings.Repeat("a", 40), strings.Repeat("a", 40)}
 	ask := func(string) (string, error) { s := secrets[0]; secrets = append(secrets[1:], s); return s, nil }
@@ -166,7 +168,7 @@ func TestNOCSettingsFromTheCLI(t *testing.T) {
 	}
 	s := c.System
 	if len(s.NTP.Server) != 2 || !s.NTP.Server[1].NTS || s.NTP.Server[1].CAFile != "nts-ca.pem" ||
-		s.Syslog.Host[1] != (config.SyslogHost{Address: "192.0.2.51", Transport: "tcp", Port: 10514, Severity: "warning"}) ||
+		s.Syslog.Host[1] != (config.SyslogHost{Address: netip.MustParseAddr("192.0.2.51"), Transport: "tcp", Port: 10514, Severity: "warning"}) ||
 		s.Syslog.Buffer != 5000 || s.Metrics.Port != 9100 {
 		t.Fatalf("got %+v %+v %+v", s.NTP, s.Syslog, s.Metrics)
 	}
