@@ -240,6 +240,34 @@ func (l *Link) DatapathChoice() Datapath {
 	return l.Datapath
 }
 
+// Effective is the link with its defaults written out, so that links
+// that run alike compare equal: an unset cipher and gcm-aes-128, an
+// unset policy and must-secure, key chain times in any time zone.
+func (l Link) Effective() Link {
+	l.Cipher = l.Suite()
+	v := l.ValidateMode()
+	l.Validate = &v
+	if l.Policy == "" {
+		l.Policy = MustSecure
+	}
+	l.Datapath = l.DatapathChoice()
+	sci, fault := l.SendsSCI(), l.LinkFaultPassthrough()
+	l.SendSCI, l.LinkFault = &sci, &fault
+	l.MTU = l.PlainMTU()
+	if l.MKA != nil {
+		m := *l.MKA
+		p := int(m.KeyServerPriority())
+		m.Priority = &p
+		m.KeyChain = make([]CAKEntry, len(l.MKA.KeyChain))
+		for i, e := range l.MKA.KeyChain {
+			e.Start, e.End = e.Start.UTC(), e.End.UTC()
+			m.KeyChain[i] = e
+		}
+		l.MKA = &m
+	}
+	return l
+}
+
 // PlainMTU is the plaintext MTU.
 func (l *Link) PlainMTU() int {
 	if l.MTU == 0 {
