@@ -139,10 +139,13 @@ func descend(c *config.Config, toks []token, alloc bool) (cursor, []token, error
 				return cur, toks[i+1:], nil
 			}
 		case n.kind == list:
-			keyT := cur.v.Type().Elem().Field(0).Type
-			word, err := keyWord(keyT, t.s)
+			key, err := parseLeaf(cur.v.Type().Elem().Field(0).Type, t.s)
 			if err != nil {
 				return cur, nil, errAt(t, "%s: %v", n.key, err)
+			}
+			word := t.s
+			if config.IsText(key.Type()) {
+				word = leafString(key) // as the key's type writes it: 0A0B is CKN 0a0b
 			}
 			idx := -1
 			for j := range cur.v.Len() {
@@ -155,8 +158,7 @@ func descend(c *config.Config, toks []token, alloc bool) (cursor, []token, error
 					return cur, nil, errAt(t, "%s %s is not configured", strings.Join(cur.words, " "), t.s)
 				}
 				e := reflect.New(cur.v.Type().Elem()).Elem()
-				kv, _ := parseLeaf(keyT, t.s) // keyWord parsed it above
-				e.Field(0).Set(kv)
+				e.Field(0).Set(key)
 				cur.v.Set(reflect.Append(cur.v, e))
 				idx = cur.v.Len() - 1
 			}

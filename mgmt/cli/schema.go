@@ -278,19 +278,6 @@ func leafString(v reflect.Value) string {
 	return fmt.Sprint(v.Interface())
 }
 
-// keyWord is how a CLI word names a list entry: as its key field's type
-// writes it, so that 0A0B and 0a0b are the same CKN.
-func keyWord(t reflect.Type, word string) (string, error) {
-	if !config.IsText(t) {
-		return word, nil
-	}
-	v, err := parseLeaf(t, word)
-	if err != nil {
-		return "", err
-	}
-	return leafString(v), nil
-}
-
 // fingerprint is how a secret is shown.
 func fingerprint(n *node, v string) string {
 	if n.path == "links.mka.key_chain.cak" || n.path == "links.mka.fallback_key.cak" {
