@@ -1,7 +1,9 @@
 // Package config is secwire's one typed configuration model: what the
 // appliance stores on its config partition and what `secwire daemon
-// --config FILE` reads. Check validates it in one place and reports every
-// problem with its field path; docs/config.md describes the format.
+// --config FILE` reads. Each value is parsed into its type once, when the
+// config is decoded (types.go); Check adds the rules that span fields.
+// Load reports every problem of both with its field path;
+// docs/config.md describes the format.
 package config
 
 import (
@@ -313,7 +315,9 @@ func or(s, def string) string {
 	return s
 }
 
-// Check validates the whole config and returns every problem.
+// Check validates the whole config and returns every problem. The values
+// themselves were checked when they were decoded: Check holds the rules
+// that span fields, and the ranges of plain numbers.
 func (c *Config) Check() Errors {
 	var errs Errors
 	add := func(path, f string, a ...any) { errs = append(errs, Error{path, fmt.Sprintf(f, a...)}) }
