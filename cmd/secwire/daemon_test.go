@@ -378,21 +378,29 @@ func (tp *topo) iperf(args ...string) {
 	}
 }
 
-// vlanFrames sends 802.1Q and QinQ tagged frames from h1 and checks they
-// reach h2 unchanged. (The build machines' kernel has no 8021q module for
-// VLAN interfaces, so the frames are raw.)
-func (tp *topo) vlanFrames() {
+// hostPorts opens raw ports on the hosts: tx sends from h1, rx receives
+// everything h2 gets. The test's cleanup closes them.
+func (tp *topo) hostPorts() (*afpacket.Tx, *afpacket.Rx) {
 	t := tp.t
 	var tx *afpacket.Tx
 	var rx *afpacket.Rx
 	if err := tp.h1.Do(func() (err error) { tx, err = afpacket.OpenTx("eth0", afpacket.TxOptions{}); return }); err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Close()
+	t.Cleanup(func() { tx.Close() })
 	if err := tp.h2.Do(func() (err error) { rx, err = afpacket.OpenRx("eth0", afpacket.RxOptions{Promiscuous: true}); return }); err != nil {
 		t.Fatal(err)
 	}
-	defer rx.Close()
+	t.Cleanup(func() { rx.Close() })
+	return tx, rx
+}
+
+// vlanFrames sends 802.1Q and QinQ tagged frames from h1 and checks they
+// reach h2 unchanged. (The build machines' kernel has no 8021q module for
+// VLAN interfaces, so the frames are raw.)
+func (tp *topo) vlanFrames() {
+	t := tp.t
+	tx, rx := tp.hostPorts()
 	var sent [][]byte
 	for i := range 20 {
 		f := []byte{0x02, 0x5e, 0, 0, 0, 0x22, 0x02, 0x5e, 0, 0, 0, 0x11}
@@ -636,16 +644,7 @@ func TestDaemonsPassProtocolsInClear(t *testing.T) {
 	lldp := func(l *config.Link) { l.ProtocolsInClear = []config.ProtocolInClear{{Name: "lldp"}} }
 	tp.start("a", tp.config("a", tp.keyB, lldp))
 	tp.start("b", tp.config("b", tp.keyA, lldp))
-	var tx *afpacket.Tx
-	var rx *afpacket.Rx
-	if err := tp.h1.Do(func() (err error) { tx, err = afpacket.OpenTx("eth0", afpacket.TxOptions{}); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	if err := tp.h2.Do(func() (err error) { rx, err = afpacket.OpenRx("eth0", afpacket.RxOptions{Promiscuous: true}); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	tx, rx := tp.hostPorts()
 	stopLine := rawCapture(t, tp.b, "line")
 	frame := func(da []byte, et uint16) []byte {
 		f := append(append([]byte(nil), da...), 0x02, 0x5e, 0, 0, 0, 0x11)
@@ -723,16 +722,7 @@ func TestDaemonsKeepManagementVLANOffTheLine(t *testing.T) {
 	}
 	tp.start("a", cfgA)
 	tp.start("b", tp.config("b", tp.keyA, nil))
-	var tx *afpacket.Tx
-	var rx *afpacket.Rx
-	if err := tp.h1.Do(func() (err error) { tx, err = afpacket.OpenTx("eth0", afpacket.TxOptions{}); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	if err := tp.h2.Do(func() (err error) { rx, err = afpacket.OpenRx("eth0", afpacket.RxOptions{Promiscuous: true}); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	tx, rx := tp.hostPorts()
 	tp.waitLinksUp(20 * time.Second)
 	tagged := func(vlan uint16) []byte {
 		f := []byte{0x02, 0x5e, 0, 0, 0, 0x22, 0x02, 0x5e, 0, 0, 0, 0x11, 0x81, 0x00}

@@ -53,21 +53,12 @@ func TestExportedKeysDecryptAnMKACapture(t *testing.T) {
 	if !strings.Contains(string(out), "needs a confirmation") {
 		t.Fatalf("export without a terminal:\n%s", out)
 	}
-	sess, _ := c.NewSession()
-	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	var scr screen
-	sess.Stdout = &scr
-	if err := sess.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	scr.waitFor(t, "admin@secwire> ")
+	in, scr := interactiveShell(t, c)
+	scr.WaitFor(t, "admin@secwire> ")
 	io.WriteString(in, "request security mka export-keys link0 file line-keys.json\r")
-	scr.waitFor(t, "Export these keys? [yes,no] ")
+	scr.WaitFor(t, "Export these keys? [yes,no] ")
 	io.WriteString(in, "yes\r")
-	scr.waitFor(t, "written to")
+	scr.WaitFor(t, "written to")
 	if !regexp.MustCompile(`1 SAK\(s\) of link link0 IN CLEAR to \S+line-keys.json: KN 1 \(AN 0\)`).MatchString(scr.String()) {
 		t.Fatalf("export dialogue:\n%s", scr.String())
 	}

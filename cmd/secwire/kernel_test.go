@@ -3,18 +3,15 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/ctl"
@@ -85,59 +82,18 @@ func counter(cs supervisor.Counters, name string) uint64 {
 	return 0
 }
 
-// rawCapture records every frame on ifname in ns (a packet socket opened
-// inside the namespace) until stop is called; it needs no tshark.
+// rawCapture records every frame on ifname in ns until stop is called,
+// and a little after so that frames in flight arrive.
 func rawCapture(t *testing.T, ns *netns.NS, ifname string) (stop func() [][]byte) {
 	t.Helper()
-	var fd int
-	err := ns.Do(func() error {
-		ifc, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		// Protocol 0 until bind: created for ETH_P_ALL, the socket would
-		// take frames of every interface in the namespace until then.
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index})
-	})
+	c, err := netns.StartCapture(ns, ifname, nil)
 	if err != nil {
 		t.Fatalf("capture on %s: %v", ifname, err)
 	}
-	tv := unix.Timeval{Usec: 100_000}
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	var mu sync.Mutex
-	var frames [][]byte
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		buf := make([]byte, 65536)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				continue
-			}
-			mu.Lock()
-			frames = append(frames, append([]byte(nil), buf[:n]...))
-			mu.Unlock()
-		}
-	}()
+	t.Cleanup(func() { c.Stop() })
 	return func() [][]byte {
 		time.Sleep(300 * time.Millisecond)
-		close(done)
-		<-finished
-		unix.Close(fd)
-		mu.Lock()
-		defer mu.Unlock()
-		return frames
+		return c.Stop()
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/secwire/secwire/firmware/ctl"
 	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/internal/netns"
+	"github.com/secwire/secwire/internal/termtest"
 	"github.com/secwire/secwire/offload/macsec"
 )
 
@@ -70,32 +70,31 @@ func dialSSH(t *testing.T, ns *netns.NS, user string, auth ssh.AuthMethod) (*ssh
 }
 
 // screen collects what an interactive session shows.
-type screen struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *screen) waitFor(t *testing.T, want string) {
+// interactiveShell opens a shell with a terminal, as an operator's SSH
+// client does: what is typed goes to in, what the box prints to scr.
+func interactiveShell(t *testing.T, c *ssh.Client) (in io.Writer, scr *screen) {
 	t.Helper()
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(s.String(), want) {
-			return
-		}
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("the session never showed %q:\n%s", want, s.String())
+	t.Cleanup(func() { sess.Close() })
+	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if in, err = sess.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	scr = &screen{}
+	sess.Stdout = scr
+	if err := sess.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	return in, scr
 }
+
+// screen collects what an interactive session shows.
+type screen = termtest.Screen
 
 // Two host daemons start with users only. A is configured over an
 // interactive SSH session from golang.org/x/crypto/ssh (password login,
@@ -128,17 +127,8 @@ func TestSSHConfiguresLinks(t *testing.T) {
 		t.Fatalf("ssh to A: %v\n%s", err, tp.log("a"))
 	}
 	defer c.Close()
-	sess, _ := c.NewSession()
-	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	var scr screen
-	sess.Stdout = &scr
-	if err := sess.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	scr.waitFor(t, "admin@secwire> ")
+	in, scr := interactiveShell(t, c)
+	scr.WaitFor(t, "admin@secwire> ")
 	for _, step := range [][2]string{
 		{"configure\r", "[edit]"},
 		{"set links link0 plain plain\r", "# "},
@@ -153,7 +143,7 @@ func TestSSHConfiguresLinks(t *testing.T) {
 		{"exit\r", "admin@secwire> "},
 	} {
 		io.WriteString(in, step[0])
-		scr.waitFor(t, step[1])
+		scr.WaitFor(t, step[1])
 	}
 	if strings.Contains(scr.String(), cakHex) {
 		t.Fatal("the CAK was echoed on the SSH terminal")
@@ -185,7 +175,7 @@ func TestSSHConfiguresLinks(t *testing.T) {
 
 	// show mka over SSH on both ends.
 	io.WriteString(in, "show mka\r")
-	scr.waitFor(t, "SECURED")
+	scr.WaitFor(t, "SECURED")
 	out, err = openssh("admin", "show mka")
 	if err != nil || !strings.Contains(out, "SECURED") || strings.Contains(out, cakHex) {
 		t.Fatalf("show mka on B over OpenSSH: %v\n%s", err, out)

@@ -41,17 +41,8 @@ func TestWatchdogWedgedKaY(t *testing.T) {
 		t.Fatalf("ssh to A: %v\n%s", err, tp.log("a"))
 	}
 	defer c.Close()
-	sess, _ := c.NewSession()
-	if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	var scr screen
-	sess.Stdout = &scr
-	if err := sess.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	scr.waitFor(t, "admin@secwire> ")
+	in, scr := interactiveShell(t, c)
+	scr.WaitFor(t, "admin@secwire> ")
 
 	stalled := time.Now()
 	if err := ctl.StallMKA(tp.socket("a"), "link0", 5*time.Minute); err != nil {

@@ -165,7 +165,7 @@ type xpnPeer struct {
 	cak, ckn   []byte
 	sciA, sciB sci64
 	kay        *mka.KaY
-	capture    *mkpduCapture
+	capture    *netns.Capture
 	keyed      map[uint8]bool // ANs macsec0 has SAs for
 }
 
@@ -240,7 +240,7 @@ func (x *xpnPeer) waitDistributed(t *testing.T, after uint32) xpnKeys {
 	for time.Now().Before(deadline) {
 		var dist *capturedMKPDU
 		members := map[uint64]bool{}
-		for _, f := range x.capture.frames() {
+		for _, f := range x.capture.Frames() {
 			p, err := parseMKPDU(f)
 			if err != nil {
 				t.Fatalf("captured MKPDU: %v: %x", err, f)
@@ -402,58 +402,16 @@ func (p *capturedMKPDU) authentic(ick []byte) bool {
 	return err == nil && subtle.ConstantTimeCompare(want[:], p.frame[len(p.frame)-16:]) == 1
 }
 
-// mkpduCapture keeps every EAPOL frame a port sends or receives.
-type mkpduCapture struct {
-	mu  sync.Mutex
-	all [][]byte
-}
-
-func (c *mkpduCapture) frames() [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.all)
-}
-
-func captureMKPDUs(t *testing.T, ns *netns.NS, ifname string) *mkpduCapture {
+// captureMKPDUs keeps every EAPOL frame a port sends or receives.
+func captureMKPDUs(t *testing.T, ns *netns.NS, ifname string) *netns.Capture {
 	t.Helper()
-	var fd int
-	err := ns.Do(func() error {
-		ifc, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		// Protocol 0 until bound: nothing from other ports gets in.
-		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0); err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index})
+	c, err := netns.StartCapture(ns, ifname, func(f []byte, _ bool) bool {
+		return len(f) >= 14 && binary.BigEndian.Uint16(f[12:]) == 0x888e
 	})
 	if err != nil {
 		t.Fatalf("capture on %s: %v", ifname, err)
 	}
-	tv := unix.Timeval{Usec: 100_000}
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	c := &mkpduCapture{}
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		buf := make([]byte, 65536)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil || n < 14 || binary.BigEndian.Uint16(buf[12:]) != 0x888e {
-				continue
-			}
-			c.mu.Lock()
-			c.all = append(c.all, append([]byte(nil), buf[:n]...))
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { close(done); <-finished; unix.Close(fd) })
+	t.Cleanup(func() { c.Stop() })
 	return c
 }
 

@@ -6,6 +6,8 @@
 // docs/config.md describes the format.
 package config
 
+//go:generate go run ./internal/gendoc
+
 import (
 	"bytes"
 	"encoding/binary"
@@ -20,9 +22,16 @@ import (
 )
 
 // Config is the whole configuration.
+//
+// The doc comment of each field of the model is its only description:
+// its first line is the CLI's help, a "Default:" paragraph and the rest
+// fill the tables of docs/config.md. `go generate ./...` writes both
+// (internal/gendoc), and gendoc's test fails while they are out of date.
 type Config struct {
+	// System-wide settings: name, management access, users.
 	System System `json:"system"`
-	Links  []Link `json:"links,omitempty"`
+	// MACsec links: a plaintext port, a line port and their SecY.
+	Links []Link `json:"links,omitempty"`
 
 	// keyDir is where relative key_file and cak_file paths point: the
 	// config file's directory. The paths themselves are kept as written,
@@ -52,63 +61,165 @@ func keyPath(dir, file string) string {
 
 // Link is one plaintext/line port pair and its SecY.
 type Link struct {
-	Name  string `json:"name"`
-	Plain string `json:"plain"` // interface towards the customer's router
-	Line  string `json:"line"`  // interface towards the provider circuit
+	// Link name, used in logs and show output.
+	// Default: (required)
+	Name string `json:"name"`
+	// Plaintext port, towards the customer's router.
+	// Default: (required)
+	Plain string `json:"plain"`
+	// Line port, towards the provider circuit.
+	// Default: (required)
+	Line string `json:"line"`
 
-	Cipher        macsec.CipherSuite   `json:"cipher,omitempty"`        // default gcm-aes-128
-	SendSCI       *bool                `json:"send_sci,omitempty"`      // default true
-	Validate      *macsec.ValidateMode `json:"validate,omitempty"`      // strict (default), check, disabled
-	ReplayWindow  uint32               `json:"replay_window,omitempty"` // default 0: strict order
-	Offset        int                  `json:"confidentiality_offset,omitempty"`
-	IntegrityOnly bool                 `json:"integrity_only,omitempty"`
-	// Policy is must-secure (default: nothing crosses without SAs) or
-	// should-secure (frames cross in clear while no SA is up).
+	// Cipher suite.
+	// Default: `gcm-aes-128`
+	//
+	// `gcm-aes-128`, `gcm-aes-256`, `gcm-aes-xpn-128` or `gcm-aes-xpn-256`.
+	Cipher macsec.CipherSuite `json:"cipher,omitempty"`
+	// Include the SCI in the SecTAG (default true).
+	// Default: `true`
+	//
+	// 8 more bytes per frame; `false` sends ES=1 frames whose SCI is the
+	// line MAC with port 1.
+	SendSCI *bool `json:"send_sci,omitempty"`
+	// validateFrames: strict (default), check or disabled.
+	// Default: `strict`
+	Validate *macsec.ValidateMode `json:"validate,omitempty"`
+	// Replay window in packets, 0..1073741824 (0: strict order).
+	// Default: `0`
+	//
+	// With 0 the software datapath still sends every SA's frames in PN
+	// order whatever its `workers`, so a far end with window 0 accepts
+	// them all. As IEEE 802.1AE specifies, a repeated PN inside the window
+	// is accepted.
+	ReplayWindow uint32 `json:"replay_window,omitempty"`
+	// Octets left in clear after the SecTAG: 0, 30 or 50.
+	// Default: `0`
+	//
+	// They are still integrity protected.
+	Offset int `json:"confidentiality_offset,omitempty"`
+	// Protect integrity only, no encryption.
+	// Default: `false`
+	//
+	// Frames are sent with E=0, C=0.
+	IntegrityOnly bool `json:"integrity_only,omitempty"`
+	// must-secure (default: nothing crosses without SAs) or should-secure.
+	// Default: `must-secure`
+	//
+	// `should-secure`: frames cross IN CLEAR while no SA is up; `show
+	// macsec` says so loudly.
 	Policy Policy `json:"policy,omitempty"`
-	// VLANsInClear is 0, 1 or 2 tags left ahead of the SecTAG for
-	// provider circuits that switch on them; both ends must agree.
+	// VLAN tags left ahead of the SecTAG: 0, 1 or 2.
+	// Default: `0`
+	//
+	// For provider circuits that switch on them. Both ends must agree;
+	// customer frames without that many tags are dropped and counted.
 	VLANsInClear int `json:"vlans_in_clear,omitempty"`
-	MTU          int `json:"mtu,omitempty"` // plaintext MTU, default 1500
-	// LinkFault passes a line fault to the plaintext port (default true):
-	// the plaintext port goes down while the line is down or unsecured.
+	// Plaintext MTU, 576..9150 (default 1500).
+	// Default: `1500`
+	//
+	// The line needs `mtu` + 24 (no SCI) or 32 (SCI) + 4 per tag in clear;
+	// the daemon raises the line MTU when it can and otherwise logs the
+	// shortfall. Frames that do not fit are dropped and counted
+	// (OutPktsTooLong), never fragmented or sent in clear.
+	MTU int `json:"mtu,omitempty"`
+	// Take the plaintext port down while the line is down or unsecured (default true).
+	// Default: `true`
+	//
+	// The plaintext port also goes down when the daemon stops, so the
+	// customer's router fails over.
 	LinkFault *bool `json:"link_fault_passthrough,omitempty"`
-	// Datapath is the backend: auto (default: hardware offload, else
-	// kernel software, else the Go software datapath) or one of them forced.
+	// Datapath backend (default auto: offload, else kernel, else software).
+	// Default: `auto`
+	//
+	// `auto`: hardware offload (`mac`, then `phy`) where the driver table
+	// and the NIC allow it for the cipher suite and the driver keeps clear
+	// line frames off the plaintext port (in Linux 6.12 only `mlx5_core`;
+	// README, "Why most offload NICs are not used"), else the kernel's
+	// macsec driver, else the Go datapath (README, "MACsec offload by
+	// NIC"); `show macsec` says which runs and why. `offload-mac`,
+	// `offload-phy`, `kernel` or `software` forces one; a forced offload
+	// on a driver that would pass clear line frames is refused (the link
+	// does not start). The kernel backends need `confidentiality_offset`
+	// 0, `vlans_in_clear` 0 and `must-secure`, a line MTU of `mtu` + 32,
+	// and ignore `workers`.
 	Datapath Datapath `json:"datapath,omitempty"`
-	// EAPOLEtherType is an alternate EtherType for EAPOL, besides 0x888E.
+	// Alternate EAPOL EtherType in hex, for circuits that filter 0x888E.
+	// Default: none
+	//
+	// Such as `0x876f`; 0x888E always goes to key agreement too.
 	EAPOLEtherType EtherType `json:"eapol_ethertype,omitempty"`
-	Workers        int       `json:"workers,omitempty"` // datapath workers per direction, default 1
-	// ProtocolsInClear are control protocols that cross in clear both
-	// ways (none by default); only the software datapath can do it.
+	// Software datapath workers per direction, 1..64.
+	// Default: `1`
+	//
+	// The workers of a direction share the ports' rings: they take frames
+	// and PNs in arrival order, run the crypto in parallel and transmit in
+	// arrival order, so frames leave in the order they came and in PN
+	// order (no `replay_window` needed at the far end). More workers help
+	// where the crypto is the bottleneck (large frames, several cores).
+	Workers int `json:"workers,omitempty"`
+	// Control protocols that cross in clear both ways: lacp, lldp, pause or your own.
+	// Default: none
+	//
+	// They cross whatever the SA state. Only the Go datapath can do this:
+	// `auto` then picks it, and a forced kernel or offload `datapath` is
+	// an error.
 	ProtocolsInClear []ProtocolInClear `json:"protocols_in_clear,omitempty"`
 
-	// A link is keyed either by MKA (the normal case) or by static SAKs.
-	MKA    *MKA        `json:"mka,omitempty"`
+	// MACsec Key Agreement with pre-shared CAKs.
+	// Default: one of `mka` and `static_keys`
+	//
+	// The normal way to key a link.
+	MKA *MKA `json:"mka,omitempty"`
+	// SAKs given directly, as with ip macsec (labs, interop).
+	// Default: one of `mka` and `static_keys`
 	Static *StaticKeys `json:"static_keys,omitempty"`
 }
 
 // StaticKeys gives SAKs directly, as `ip macsec` does, for labs and interop.
 type StaticKeys struct {
-	SCI macsec.SCI `json:"sci,omitempty"` // transmit SCI, default line MAC || 0001
-	TX  SA         `json:"tx"`
-	RX  []RxSC     `json:"rx"`
+	// Transmit SCI, 16 hex digits.
+	// Default: the line MAC with port 1
+	SCI macsec.SCI `json:"sci,omitempty"`
+	// The transmit SA.
+	// Default: (required)
+	TX SA `json:"tx"`
+	// The peer's secure channels.
+	// Default: (required)
+	RX []RxSC `json:"rx"`
 }
 
 // RxSC is one peer's secure channel.
 type RxSC struct {
+	// The peer's SCI, 16 hex digits.
+	// Default: (required)
 	SCI macsec.SCI `json:"sci"`
-	SAs []SA       `json:"sas"`
+	// The SAs the peer transmits with.
+	// Default: (required)
+	SAs []SA `json:"sas"`
 }
 
 // SA is one secure association. The key is inline hex (labs) or a file
 // of hex readable only by its owner (mode 0600).
 type SA struct {
-	AN      int    `json:"an"`
-	Key     string `json:"key,omitempty"`
+	// Association number, 0..3.
+	// Default: `0`
+	AN int `json:"an"`
+	// SAK in hex, inline (labs).
+	// Default: one of `key` and `key_file`
+	Key string `json:"key,omitempty"`
+	// File holding the SAK in hex, mode 0600, relative to the config file.
+	// Default: one of `key` and `key_file`
 	KeyFile string `json:"key_file,omitempty"`
-	PN      uint64 `json:"pn,omitempty"`   // next PN (tx) or lowest acceptable (rx); default 1
-	SSCI    Hex    `json:"ssci,omitempty"` // XPN: 8 hex digits
-	Salt    Hex    `json:"salt,omitempty"` // XPN: 24 hex digits
+	// Next PN to send (tx), or lowest PN accepted (rx).
+	// Default: `1`
+	PN uint64 `json:"pn,omitempty"`
+	// XPN: SSCI, 8 hex digits.
+	// Default: (XPN suites: required)
+	SSCI Hex `json:"ssci,omitempty"`
+	// XPN: salt, 24 hex digits.
+	// Default: (XPN suites: required)
+	Salt Hex `json:"salt,omitempty"`
 }
 
 // Error is one problem, at a field path such as links[0].static_keys.tx.key.

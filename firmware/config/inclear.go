@@ -13,9 +13,15 @@ import (
 // identification, Ethernet pause). lacp, lldp and pause are built in; any
 // other name needs an ethertype and a group destination address.
 type ProtocolInClear struct {
-	Name        string    `json:"name"`
-	EtherType   EtherType `json:"ethertype,omitempty"`  // hex, such as 0x88f7
-	Destination MAC       `json:"destination,omitzero"` // a group MAC address
+	// Protocol: lacp, lldp, pause or a name of your own.
+	// Default: (required)
+	Name string `json:"name"`
+	// Your own protocol's EtherType in hex, such as 0x88f7.
+	// Default: the built-in protocol's
+	EtherType EtherType `json:"ethertype,omitempty"`
+	// Your own protocol's destination, a group MAC address.
+	// Default: the built-in protocol's
+	Destination MAC `json:"destination,omitzero"`
 }
 
 // InClearRule is what an exception lets through: untagged frames with

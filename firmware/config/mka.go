@@ -10,52 +10,96 @@ import (
 
 // MKA keys a link with MACsec Key Agreement and pre-shared CAKs.
 type MKA struct {
-	// KeyChain holds one or more CKN/CAK pairs. Entries with overlapping
-	// validity run at once; the newest secured one keys the link, so a
-	// chain rolls over without a traffic interruption.
+	// CKN (hex, 2..64 digits) and its CAK.
+	// Default: (required)
+	//
+	// One or more CKN/CAK pairs. Every entry inside its validity period
+	// runs at once; the newest one whose CA has a live peer keys the link,
+	// so a chain rolls over without a traffic interruption.
 	KeyChain []CAKEntry `json:"key_chain"`
-	// Priority is the key server priority, 0..255 (lower wins; 255
-	// never serves keys). Default 16.
+	// Key server priority, 0..255 (lower wins; default 16).
+	// Default: `16`
+	//
+	// The lowest value serves keys (ties: the lowest SCI); 255 never
+	// serves keys.
 	Priority *int `json:"priority,omitempty"`
-	// Fallback is a CKN/CAK used only while no key chain CA can secure
-	// the link (Junos fallback-key): a rotation botched at one end then
-	// keeps the link up on the fallback CA instead of black-holing it.
-	// It is never preferred while a key chain CA has a live peer.
+	// CKN and CAK used only while no key chain CA can secure the link.
+	// Default: none
+	//
+	// The CA of a fallback key (Junos `fallback-key`) is used only while
+	// no `key_chain` CA has a live peer. Give both ends the same fallback
+	// key: a key chain rotation botched at one end then keeps the link
+	// secured on the fallback CA instead of dark, and when the key chain
+	// matches again the link moves back to it without losing a frame.
+	// `show mka` marks the fallback CA, and its taking over and giving way
+	// are logged.
 	Fallback *FallbackKey `json:"fallback_key,omitempty"`
-	// Destination is the MKPDU destination address, default
-	// 01:80:c2:00:00:03. Some provider circuits filter that group
-	// address; 01:80:c2:00:00:00, 01:80:c2:00:00:0e, broadcast or a
-	// unicast address get through them. "auto" tries the standard group
-	// addresses and broadcast in turn until a peer answers, then keeps
-	// that one.
+	// MKPDU destination MAC (default 01:80:c2:00:00:03), or auto to find one the circuit passes.
+	// Default: `01:80:c2:00:00:03`
+	//
+	// Some providers filter that group address: `01:80:c2:00:00:00`,
+	// `01:80:c2:00:00:0e`, `ff:ff:ff:ff:ff:ff` or a unicast address get
+	// through. `auto` tries `01:80:c2:00:00:03`, `01:80:c2:00:00:00`,
+	// `01:80:c2:00:00:0e` and broadcast in turn, one MKA life time each,
+	// until a peer is live (or an MKPDU arrives to one of them), then
+	// keeps that address; `show mka` shows the one in use. MKPDUs are
+	// received at any address.
 	Destination Destination `json:"eapol_destination,omitzero"`
-	// TransmitInterval is the MKA hello time (Junos transmit-interval),
-	// 500ms..6s, default 2s; the life time is three of them. Both ends
-	// should use the same.
+	// MKA hello time, 500ms..6s (default 2s); the peer should match.
+	// Default: `2s`
+	//
+	// Junos `transmit-interval`; the life time (how long a silent peer
+	// stays live) is three of them. Both ends should use the same: a peer
+	// with the standard 6 s life time drops a member that says hello less
+	// often than every 6 s.
 	TransmitInterval HelloTime `json:"transmit_interval,omitzero"`
-	// RekeyInterval is a Go duration ("1h"); empty or "0" means no
-	// periodic rekey (the key server still rekeys on PN exhaustion and
-	// peer changes).
+	// Periodic rekey interval, such as 24h (0: none).
+	// Default: none
+	//
+	// A duration of at least `10s` (`30m`, `24h`): the key server
+	// distributes a new SAK this often. It always does so when a PN passes
+	// 3/4 of the PN space, when a live peer joins or leaves, and on
+	// `secwire request mka rekey LINK`.
 	RekeyInterval RekeyTime `json:"rekey_interval,omitzero"`
-	// ICVIndicator adds the ICV Indicator parameter set (some Cisco
-	// platforms require it).
+	// Send the ICV Indicator parameter set (some Cisco platforms).
+	// Default: `false`
+	//
+	// Some Cisco platforms require it.
 	ICVIndicator bool `json:"icv_indicator,omitempty"`
 }
 
 // CAKEntry is one key of the chain: the CAK inline (labs) or in a file
 // of hex readable only by its owner.
 type CAKEntry struct {
-	CKN     Hex       `json:"ckn"` // hex, 1..32 octets
-	CAK     string    `json:"cak,omitempty"`
-	CAKFile string    `json:"cak_file,omitempty"`
-	Start   time.Time `json:"start,omitzero"` // RFC 3339; empty: valid from the start
-	End     time.Time `json:"end,omitzero"`   // RFC 3339; empty: never expires
+	// CKN, 2..64 hex digits (1..32 octets).
+	// Default: (required)
+	CKN Hex `json:"ckn"`
+	// CAK, 32 or 64 hex digits (prompted without echo).
+	// Default: one of `cak` and `cak_file`
+	//
+	// Inline, for labs; a commit on the appliance stores it sealed.
+	CAK string `json:"cak,omitempty"`
+	// File holding the hex CAK, mode 0600, relative to the config file.
+	// Default: one of `cak` and `cak_file`
+	CAKFile string `json:"cak_file,omitempty"`
+	// Valid from, RFC 3339 (2026-12-01T00:00:00Z).
+	// Default: valid from the start
+	Start time.Time `json:"start,omitzero"`
+	// Valid until, RFC 3339.
+	// Default: never expires
+	End time.Time `json:"end,omitzero"`
 }
 
 // FallbackKey is the fallback CKN and CAK.
 type FallbackKey struct {
-	CKN     Hex    `json:"ckn"` // hex, 1..32 octets
-	CAK     string `json:"cak,omitempty"`
+	// Fallback CKN (hex, 2..64 digits), not one of the key chain's.
+	// Default: (required)
+	CKN Hex `json:"ckn"`
+	// Fallback CAK, 32 or 64 hex digits (prompted without echo).
+	// Default: one of `cak` and `cak_file`
+	CAK string `json:"cak,omitempty"`
+	// File holding the hex fallback CAK, mode 0600, relative to the config file.
+	// Default: one of `cak` and `cak_file`
 	CAKFile string `json:"cak_file,omitempty"`
 }
 

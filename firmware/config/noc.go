@@ -11,49 +11,82 @@ import (
 
 // NTP synchronises the clock.
 type NTP struct {
+	// NTP server by IP address (give several).
+	// Default: none
+	//
+	// Up to 8, by IP address (the appliance has no DNS resolver).
 	Server []NTPServer `json:"server"`
 }
 
 // NTPServer is one NTP server, by IP address (the appliance has no DNS
 // resolver).
 type NTPServer struct {
+	// The server's IP address.
+	// Default: (required)
 	Address netip.Addr `json:"address"`
-	// NTS requires Network Time Security (RFC 8915): the server's answers
-	// are authenticated, and a server without NTS is not used.
+	// Require Network Time Security (RFC 8915) from this server.
+	// Default: `false`
+	//
+	// The server's answers are authenticated, and it is never asked
+	// without NTS.
 	NTS bool `json:"nts,omitempty"`
-	// CAFile is the CA certificate (PEM) that signed the NTS server's
-	// certificate, on the config partition; "" uses the system's CAs.
+	// NTS: CA certificate (PEM) on the config partition that signed the server's.
+	// Default: the system's CAs
+	//
+	// The appliance has no system CAs: give one.
 	CAFile string `json:"ca_file,omitempty"`
-	// ServerName is the name in the NTS server's certificate, default its
-	// address.
+	// NTS: name in the server's certificate (default its address).
+	// Default: the address
 	ServerName string `json:"server_name,omitempty"`
 }
 
 // Syslog sends the system log to collectors.
 type Syslog struct {
+	// Collector by IP address.
+	// Default: none
 	Host []SyslogHost `json:"host"`
-	// Buffer is how many messages are kept per TCP/TLS collector while it
-	// is unreachable; older ones are dropped (and counted) beyond it.
+	// Messages kept per TCP/TLS collector while it is down, 1..100000 (default 1000).
+	// Default: `1000`
+	//
+	// Beyond it the oldest are dropped (and counted).
 	Buffer int `json:"buffer,omitempty"`
 }
 
 // SyslogHost is one collector.
 type SyslogHost struct {
-	Address   netip.Addr `json:"address"`
-	Port      int        `json:"port,omitempty"`      // default 514, 6514 for tls
-	Transport Transport  `json:"transport,omitempty"` // udp (default), tcp or tls
-	Severity  Severity   `json:"severity,omitempty"`  // lowest severity sent, default info
-	// CAFile is the CA certificate (PEM) that signed a TLS collector's
-	// certificate: a file on the config partition, relative to the
-	// config's directory.
+	// The collector's IP address.
+	// Default: (required)
+	//
+	// One entry per address.
+	Address netip.Addr `json:"address"`
+	// Collector port (default 514, tls 6514).
+	// Default: 514, 6514 for `tls`
+	Port int `json:"port,omitempty"`
+	// udp (default), tcp or tls.
+	// Default: `udp`
+	//
+	// `udp` is RFC 5426, `tcp` RFC 6587 (octet counting), `tls` RFC 5425.
+	Transport Transport `json:"transport,omitempty"`
+	// Lowest severity sent (default info).
+	// Default: `info`
+	//
+	// `emergency` `alert` `critical` `error` `warning` `notice` `info`
+	// `debug`.
+	Severity Severity `json:"severity,omitempty"`
+	// TLS: CA certificate (PEM) on the config partition that signed the collector's.
+	// Default: (`tls` only, required)
+	//
+	// A file relative to the config file.
 	CAFile string `json:"ca_file,omitempty"`
-	// ServerName is the name the collector's certificate must carry,
-	// default its address.
+	// TLS: name in the collector's certificate (default its address).
+	// Default: the address
 	ServerName string `json:"server_name,omitempty"`
 }
 
 // Metrics is the Prometheus endpoint on the management address.
 type Metrics struct {
+	// TCP port, such as 9100.
+	// Default: (required)
 	Port int `json:"port"`
 }
 

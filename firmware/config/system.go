@@ -13,39 +13,84 @@ import (
 // System holds box-wide settings: name, management access and the users
 // who may log in.
 type System struct {
-	Hostname   string      `json:"hostname,omitempty"`
+	// Host name (letters, digits, '-').
+	// Default: none
+	//
+	// At most 63 characters.
+	Hostname string `json:"hostname,omitempty"`
+	// Management address that SSH listens on.
+	// Default: none
 	Management *Management `json:"management,omitempty"`
-	SSH        *SSH        `json:"ssh,omitempty"`
-	Users      []User      `json:"users,omitempty"`
-	NTP        *NTP        `json:"ntp,omitempty"`
-	Syslog     *Syslog     `json:"syslog,omitempty"`
-	Metrics    *Metrics    `json:"metrics,omitempty"`
+	// SSH server.
+	SSH *SSH `json:"ssh,omitempty"`
+	// Users who may log in.
+	// Default: none
+	//
+	// A user needs a password or a key.
+	Users []User `json:"users,omitempty"`
+	// Clock synchronisation from NTP servers.
+	// Default: none
+	NTP *NTP `json:"ntp,omitempty"`
+	// Remote syslog to collectors (RFC 5424).
+	// Default: none
+	Syslog *Syslog `json:"syslog,omitempty"`
+	// Prometheus metrics endpoint on the management address (off by default).
+	// Default: off
+	Metrics *Metrics `json:"metrics,omitempty"`
 }
 
 // Management is the address SSH listens on: on a management port, or on
 // a VLAN of the plaintext port (in-band). Never on the line port, which
 // carries MACsec only.
 type Management struct {
-	Interface string       `json:"interface"`
-	VLAN      int          `json:"vlan,omitempty"`   // 802.1Q VLAN ID for in-band management, 0: untagged
-	Address   netip.Prefix `json:"address"`          // CIDR, such as 192.0.2.10/24
-	Gateway   netip.Addr   `json:"gateway,omitzero"` // default route for management traffic
+	// Management port (or the plaintext port, with a VLAN).
+	// Default: (required)
+	//
+	// Never the line port.
+	Interface string `json:"interface"`
+	// 802.1Q VLAN ID for in-band management, 1..4094.
+	// Default: none (untagged)
+	VLAN int `json:"vlan,omitempty"`
+	// Address with prefix length, such as 192.0.2.10/24.
+	// Default: (required)
+	Address netip.Prefix `json:"address"`
+	// Default gateway for management traffic.
+	// Default: none
+	Gateway netip.Addr `json:"gateway,omitzero"`
 }
 
 // SSH tunes the SSH server.
 type SSH struct {
-	Port        int      `json:"port,omitempty"`        // default 22
-	IdleTimeout IdleTime `json:"idle_timeout,omitzero"` // Go duration, default 15m; "0" never
+	// TCP port, default 22.
+	// Default: `22`
+	Port int `json:"port,omitempty"`
+	// Idle session timeout, such as 15m (0: none).
+	// Default: `15m`
+	//
+	// A duration from `1m` to `24h`, or `"0"`: never.
+	IdleTimeout IdleTime `json:"idle_timeout,omitzero"`
 }
 
 // User is someone who may log in. Role admin may configure; operator may
 // only look. The password is stored as a bcrypt hash in crypt format
 // ($2a$...), as `secwire passwd` prints it.
 type User struct {
-	Name     string   `json:"name"`
-	Role     Role     `json:"role"`
-	Password string   `json:"password,omitempty"`
-	SSHKeys  []string `json:"ssh_keys,omitempty"` // authorized_keys lines
+	// Login name.
+	// Default: (required)
+	Name string `json:"name"`
+	// admin (may configure) or operator (show only).
+	// Default: (required)
+	Role Role `json:"role"`
+	// Password (prompted without echo), or a bcrypt hash from 'secwire passwd'.
+	// Default: none
+	//
+	// The file holds the bcrypt hash in crypt format (`$2a$...`).
+	Password string `json:"password,omitempty"`
+	// SSH public key, an authorized_keys line in quotes.
+	// Default: none
+	//
+	// The file holds a list of authorized_keys lines.
+	SSHKeys []string `json:"ssh_keys,omitempty"`
 }
 
 // Defaults of the system settings.

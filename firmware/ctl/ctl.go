@@ -185,62 +185,43 @@ func client(path string) *http.Client {
 
 // Rekey asks the daemon at path for a new SAK on link.
 func Rekey(path, link string) error {
-	resp, err := client(path).Post("http://secwire/rekey?link="+url.QueryEscape(link), "", nil)
-	if err != nil {
-		return noDaemon(path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return errors.New(strings.TrimSpace(string(b)))
-	}
-	return nil
+	_, err := call(path, http.MethodPost, "/rekey?link="+url.QueryEscape(link))
+	return err
 }
 
 // Status asks the daemon at path for its status.
 func Status(path string) (supervisor.Status, error) {
 	var st supervisor.Status
-	resp, err := client(path).Get("http://secwire/status")
-	if err != nil {
-		return st, noDaemon(path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("daemon: %s", resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, Get(path, "status", &st)
 }
 
 // ClearCounters asks the daemon at path to clear its counters.
 func ClearCounters(path string) error {
-	resp, err := client(path).Post("http://secwire/clear-counters", "", nil)
-	if err != nil {
-		return fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon: %s", resp.Status)
-	}
-	return nil
+	_, err := call(path, http.MethodPost, "/clear-counters")
+	return err
 }
 
 // Get reads the status the daemon at path serves at /name into v.
 func Get(path, name string, v any) error {
-	resp, err := client(path).Get("http://secwire/" + name)
+	b, err := get(path, "/"+name)
 	if err != nil {
-		return fmt.Errorf("no secwire daemon answers on %s (is it running? --socket names another): %w", path, err)
+		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon: %s", resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return json.Unmarshal(b, v)
 }
 
-// get fetches a path from the daemon and returns the body of a 200
-// answer, or an error with the body of any other.
-func get(sock, p string) ([]byte, error) {
-	resp, err := client(sock).Get("http://secwire" + p)
+// get fetches a path from the daemon.
+func get(sock, p string) ([]byte, error) { return call(sock, http.MethodGet, p) }
+
+// call sends one request to the daemon and returns the body of a 200
+// answer, or an error that says why: no daemon, or the daemon's own
+// message (its status line when it sent none).
+func call(sock, method, p string) ([]byte, error) {
+	req, err := http.NewRequest(method, "http://secwire"+p, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client(sock).Do(req)
 	if err != nil {
 		return nil, noDaemon(sock, err)
 	}
@@ -250,7 +231,11 @@ func get(sock, p string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return b, errors.New(strings.TrimSpace(string(b)))
+		msg := strings.TrimSpace(string(b))
+		if msg == "" {
+			msg = "daemon: " + resp.Status
+		}
+		return b, errors.New(msg)
 	}
 	return b, nil
 }
@@ -287,15 +272,6 @@ func Stacks(path string) (string, error) {
 // StallMKA hangs link's key agreement for d in the daemon at path (test
 // hooks).
 func StallMKA(path, link string, d time.Duration) error {
-	u := fmt.Sprintf("http://secwire/test/stall-mka?link=%s&seconds=%d", url.QueryEscape(link), int(d/time.Second))
-	resp, err := client(path).Post(u, "", nil)
-	if err != nil {
-		return noDaemon(path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return errors.New(strings.TrimSpace(string(b)))
-	}
-	return nil
+	_, err := call(path, http.MethodPost, fmt.Sprintf("/test/stall-mka?link=%s&seconds=%d", url.QueryEscape(link), int(d/time.Second)))
+	return err
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -326,65 +325,13 @@ func sendRaw(t *testing.T, ns *netns.NS, ifname string, frame []byte) {
 // namespace for nil) until the returned function is called.
 func captureOn(t *testing.T, ns *netns.NS, ifname string) func() [][]byte {
 	t.Helper()
-	var fd int
-	open := func() error {
-		ifc, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		// Opened with protocol 0 and bound to the port with ETH_P_ALL, so
-		// it never sees another interface's frames.
-		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0); err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index})
-	}
-	var err error
-	if ns == nil {
-		err = open()
-	} else {
-		err = ns.Do(open)
-	}
+	c, err := netns.StartCapture(ns, ifname, netns.Received)
 	if err != nil {
 		t.Fatalf("capture on %s: %v", ifname, err)
 	}
-	tv := unix.Timeval{Usec: 100_000}
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	var mu sync.Mutex
-	var frames [][]byte
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		buf := make([]byte, 65536)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			n, from, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				continue
-			}
-			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-				continue
-			}
-			mu.Lock()
-			frames = append(frames, append([]byte(nil), buf[:n]...))
-			mu.Unlock()
-		}
-	}()
-	return func() [][]byte {
-		close(done)
-		<-finished
-		unix.Close(fd)
-		mu.Lock()
-		defer mu.Unlock()
-		return frames
-	}
+	t.Cleanup(func() { c.Stop() })
+	return c.Stop
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func counterOf(cs supervisor.Counters, name string) uint64 {
 	for _, c := range cs {

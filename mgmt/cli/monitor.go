@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,42 +34,28 @@ func (sh *Shell) monitor(args []token, end int) error {
 		return &posError{end, "incomplete: monitor traffic interface <port> [count N] [seconds N] [write-file NAME]"}
 	}
 	o := monitor.Options{Port: args[1].s, Count: 20, Max: 30 * time.Second}
-	for i := 2; i < len(args); i += 2 {
-		k, err := match(args[i], []string{"count", "seconds", "write-file"}, "option")
-		if err != nil {
-			return err
-		}
-		if i+1 >= len(args) {
-			return &posError{end, "missing value after " + k}
-		}
-		v := args[i+1]
+	err := options(args[2:], end, []string{"count", "seconds", "write-file"}, func(k string, v token) (err error) {
 		switch k {
 		case "count":
-			n, err := strconv.Atoi(v.s)
-			if err != nil || n < 1 || n > 100000 {
-				return errAt(v, "%q: want 1..100000", v.s)
-			}
-			o.Count = n
+			o.Count, err = intOption(k, v, 1, 100000)
 		case "seconds":
-			n, err := strconv.Atoi(v.s)
-			if err != nil || n < 1 || n > 3600 {
-				return errAt(v, "%q: want 1..3600", v.s)
-			}
+			var n int
+			n, err = intOption(k, v, 1, 3600)
 			o.Max = time.Duration(n) * time.Second
 		case "write-file":
-			p, err := sh.filePath(v)
-			if err != nil {
-				return err
-			}
-			o.File = p
+			o.File, err = sh.filePath(v)
 		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	sh.env.Audit.Record(commit.Who{User: sh.sess.User, From: sh.sess.From}, "monitor traffic interface "+o.Port)
 	release := sh.env.Manager.Monitor(o.Port)
 	defer release()
 	ctx, cancel := context.WithTimeout(context.Background(), o.Max+time.Second)
 	defer cancel()
-	_, err := monitor.Run(ctx, sh.out, o)
+	_, err = monitor.Run(ctx, sh.out, o)
 	return err
 }
 

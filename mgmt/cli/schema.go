@@ -16,7 +16,7 @@ import (
 // field of config.Config is a keyword (underscores become dashes), slices
 // of structs are lists keyed by their first field, and everything else is
 // a leaf. So the CLI can set exactly what the config file holds, and a new
-// field appears in the CLI with its help text below.
+// field appears in the CLI with its doc comment's first line as help.
 
 type kind int
 
@@ -38,72 +38,10 @@ type node struct {
 	typ      reflect.Type // leaf: the value's type, pointers removed
 }
 
-// help is one line per configuration path; schema_test checks every leaf
-// has one. A leaf's values, when it has a fixed set, come from values.
-var help = map[string]string{
-	"system":                         "System-wide settings: name, management access, users",
-	"system.hostname":                "Host name (letters, digits, '-')",
-	"system.management":              "Management address that SSH listens on",
-	"system.management.interface":    "Management port (or the plaintext port, with a VLAN)",
-	"system.management.vlan":         "802.1Q VLAN ID for in-band management, 1..4094",
-	"system.management.address":      "Address with prefix length, such as 192.0.2.10/24",
-	"system.management.gateway":      "Default gateway for management traffic",
-	"system.ssh":                     "SSH server",
-	"system.ssh.port":                "TCP port, default 22",
-	"system.ssh.idle_timeout":        "Idle session timeout, such as 15m (0: none)",
-	"system.users":                   "Users who may log in",
-	"system.users.role":              "admin (may configure) or operator (show only)",
-	"system.users.password":          "Password (prompted without echo), or a bcrypt hash from 'secwire passwd'",
-	"system.users.ssh_keys":          "SSH public key, an authorized_keys line in quotes",
-	"system.ntp":                     "Clock synchronisation from NTP servers",
-	"system.ntp.server":              "NTP server by IP address (give several)",
-	"system.ntp.server.nts":          "Require Network Time Security (RFC 8915) from this server",
-	"system.ntp.server.ca_file":      "NTS: CA certificate (PEM) on the config partition that signed the server's",
-	"system.ntp.server.server_name":  "NTS: name in the server's certificate (default its address)",
-	"system.syslog":                  "Remote syslog to collectors (RFC 5424)",
-	"system.syslog.host":             "Collector by IP address",
-	"system.syslog.host.port":        "Collector port (default 514, tls 6514)",
-	"system.syslog.host.transport":   "udp (default), tcp or tls",
-	"system.syslog.host.severity":    "Lowest severity sent (default info)",
-	"system.syslog.host.ca_file":     "TLS: CA certificate (PEM) on the config partition that signed the collector's",
-	"system.syslog.host.server_name": "TLS: name in the collector's certificate (default its address)",
-	"system.syslog.buffer":           "Messages kept per TCP/TLS collector while it is down, 1..100000 (default 1000)",
-	"system.metrics":                 "Prometheus metrics endpoint on the management address (off by default)",
-	"system.metrics.port":            "TCP port, such as 9100",
-	"links":                          "MACsec links: a plaintext port, a line port and their SecY",
-	"links.plain":                    "Plaintext port, towards the customer's router",
-	"links.line":                     "Line port, towards the provider circuit",
-	"links.cipher":                   "Cipher suite",
-	"links.send_sci":                 "Include the SCI in the SecTAG (default true)",
-	"links.validate":                 "validateFrames: strict (default), check or disabled",
-	"links.replay_window":            "Replay window in packets, 0..1073741824 (0: strict order)",
-	"links.confidentiality_offset":   "Octets left in clear after the SecTAG: 0, 30 or 50",
-	"links.integrity_only":           "Protect integrity only, no encryption",
-	"links.policy":                   "must-secure (default: nothing crosses without SAs) or should-secure",
-	"links.vlans_in_clear":           "VLAN tags left ahead of the SecTAG: 0, 1 or 2",
-	"links.mtu":                      "Plaintext MTU, 576..9150 (default 1500)",
-	"links.link_fault_passthrough":   "Take the plaintext port down while the line is down or unsecured (default true)",
-	"links.datapath":                 "Datapath backend (default auto: offload, else kernel, else software)",
-	"links.eapol_ethertype":          "Alternate EAPOL EtherType in hex, for circuits that filter 0x888E",
-	"links.workers":                  "Software datapath workers per direction, 1..64",
-	"links.mka":                      "MACsec Key Agreement with pre-shared CAKs",
-	"links.mka.key_chain":            "CKN (hex, 2..64 digits) and its CAK",
-	"links.mka.key_chain.cak":        "CAK, 32 or 64 hex digits (prompted without echo)",
-	"links.mka.key_chain.start":      "Valid from, RFC 3339 (2026-12-01T00:00:00Z)",
-	"links.mka.key_chain.end":        "Valid until, RFC 3339",
-	"links.mka.priority":             "Key server priority, 0..255 (lower wins; default 16)",
-	"links.mka.eapol_destination":    "MKPDU destination MAC (default 01:80:c2:00:00:03), or auto to find one the circuit passes",
-	"links.mka.transmit_interval":    "MKA hello time, 500ms..6s (default 2s); the peer should match",
-	"links.mka.fallback_key":         "CKN and CAK used only while no key chain CA can secure the link",
-	"links.mka.fallback_key.ckn":     "Fallback CKN (hex, 2..64 digits), not one of the key chain's",
-	"links.mka.fallback_key.cak":     "Fallback CAK, 32 or 64 hex digits (prompted without echo)",
-	"links.mka.rekey_interval":       "Periodic rekey interval, such as 24h (0: none)",
-	"links.mka.icv_indicator":        "Send the ICV Indicator parameter set (some Cisco platforms)",
-
-	"links.protocols_in_clear":             "Control protocols that cross in clear both ways: lacp, lldp, pause or your own",
-	"links.protocols_in_clear.ethertype":   "Your own protocol's EtherType in hex, such as 0x88f7",
-	"links.protocols_in_clear.destination": "Your own protocol's destination, a group MAC address",
-}
+// help (help_gen.go) is one line per configuration path, generated from
+// the doc comments of firmware/config; TestEveryLeafHasHelp (cli_test.go)
+// checks every node has one. A leaf's values, when it has a fixed set,
+// come from values.
 
 // hidden are config-file-only fields: file references and static keys.
 var hidden = map[string]bool{

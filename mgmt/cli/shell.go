@@ -822,15 +822,7 @@ func (sh *Shell) ping(args []token, end int) error {
 		return errAt(args[0], "%q: want an IPv4 address", args[0].s)
 	}
 	o.Target = target
-	for i := 1; i < len(args); i += 2 {
-		k, err := match(args[i], []string{"link", "source", "count"}, "option")
-		if err != nil {
-			return err
-		}
-		if i+1 >= len(args) {
-			return &posError{end, "missing value after " + k}
-		}
-		v := args[i+1]
+	err = options(args[1:], end, []string{"link", "source", "count"}, func(k string, v token) (err error) {
 		switch k {
 		case "link":
 			for _, l := range sh.env.Manager.Running().Links {
@@ -846,10 +838,12 @@ func (sh *Shell) ping(args []token, end int) error {
 				return errAt(v, "%q: want an IPv4 address on the plaintext side's subnet", v.s)
 			}
 		case "count":
-			if o.Count, err = strconv.Atoi(v.s); err != nil || o.Count < 1 || o.Count > 100 {
-				return errAt(v, "%q: want 1..100", v.s)
-			}
+			o.Count, err = intOption(k, v, 1, 100)
 		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if o.Port == "" || !o.Src.IsValid() {
 		return &posError{end, "give link <link> and source <address>"}

@@ -7,46 +7,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/internal/termtest"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
 )
 
-type screen struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor waits until the screen, from offset on, shows want, and returns
-// the offset just after it.
-func (s *screen) waitFor(t *testing.T, from int, want string) int {
-	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if i := strings.Index(s.String()[from:], want); i >= 0 {
-			return from + i + len(want)
-		}
-	}
-	t.Fatalf("the console never showed %q after offset %d:\n%s", want, from, s.String())
-	return 0
-}
+// screen collects what an interactive session shows.
+type screen = termtest.Screen
 
 const password = "console secret 1"
 
@@ -90,28 +63,28 @@ func TestConsoleHistoryIsPerLogin(t *testing.T) {
 	in, scr, _ := startConsole(t)
 	cak := strings.Repeat("9f", 16)
 	login := func(at int) int {
-		at = scr.waitFor(t, at, "secwire login: ")
+		at = scr.WaitFrom(t, at, "secwire login: ")
 		io.WriteString(in, "admin\r")
-		at = scr.waitFor(t, at, "Password: ")
+		at = scr.WaitFrom(t, at, "Password: ")
 		io.WriteString(in, password+"\r")
-		return scr.waitFor(t, at, "admin@secwire> ")
+		return scr.WaitFrom(t, at, "admin@secwire> ")
 	}
 	at := login(0)
 	io.WriteString(in, "configure\r")
-	at = scr.waitFor(t, at, "admin@secwire# ")
+	at = scr.WaitFrom(t, at, "admin@secwire# ")
 	io.WriteString(in, "set links l0 mka key-chain 01 ca "+cak+"\r")
-	at = scr.waitFor(t, at, "admin@secwire# ")
+	at = scr.WaitFrom(t, at, "admin@secwire# ")
 	io.WriteString(in, "\x1b[A") // up: the line comes back, the CAK masked
-	at = scr.waitFor(t, at, "set links l0 mka key-chain 01 ca <secret>")
+	at = scr.WaitFrom(t, at, "set links l0 mka key-chain 01 ca <secret>")
 	io.WriteString(in, "\x15exit discard\rexit\r")
-	at = scr.waitFor(t, at, "Exiting configuration mode")
+	at = scr.WaitFrom(t, at, "Exiting configuration mode")
 	at = login(at)
 	io.WriteString(in, "\x1b[A\x1b[A\r") // up twice, then Enter
 	time.Sleep(300 * time.Millisecond)
 	if strings.Contains(scr.String()[at:], "Exiting") || strings.Contains(scr.String()[at:], "login: ") {
 		t.Fatalf("the new login recalled the previous user's commands:\n%s", scr.String()[at:])
 	}
-	after := scr.waitFor(t, at, "admin@secwire> ")
+	after := scr.WaitFrom(t, at, "admin@secwire> ")
 	if recalled := scr.String()[at:after]; strings.ContainsAny(recalled, "abcdefghijklmnopqrstuvwxyz") && recalled != "\r\nadmin@secwire> " {
 		t.Errorf("the new login recalled a line from the previous user's history: %q", recalled)
 	}

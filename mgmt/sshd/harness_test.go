@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/internal/termtest"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/audit"
 	"github.com/secwire/secwire/mgmt/cli"
@@ -147,32 +147,7 @@ func run(t testing.TB, c *ssh.Client, cmd string) string {
 }
 
 // screen collects what an interactive session shows.
-type screen struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *screen) waitFor(t testing.TB, want string) {
-	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(s.String(), want) {
-			return
-		}
-	}
-	t.Fatalf("the session never showed %q:\n%s", want, s.String())
-}
+type screen = termtest.Screen
 
 // shell opens an interactive session with a pty.
 func shell(t testing.TB, c *ssh.Client) (in interface{ Write([]byte) (int, error) }, scr *screen, s *ssh.Session) {

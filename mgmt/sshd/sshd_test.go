@@ -63,7 +63,7 @@ func TestPtyAndWindowChange(t *testing.T) {
 	c := ts.login(t, "olga")
 	in, scr, s := shell(t, c)
 	defer s.Close()
-	scr.waitFor(t, "olga@secwire> ")
+	scr.WaitFor(t, "olga@secwire> ")
 	if err := s.WindowChange(50, 200); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestPtyAndWindowChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.Write([]byte("show users\r"))
-	scr.waitFor(t, "ssh")
+	scr.WaitFor(t, "ssh")
 	in.Write([]byte("exit\r"))
 	if err := s.Wait(); err != nil {
 		t.Fatalf("shell exit: %v", err)
@@ -162,18 +162,18 @@ func TestDeletedOrDemotedUserIsLoggedOut(t *testing.T) {
 	ts := startServer(t, nil)
 	admin := ts.login(t, "admin")
 	bin, bscr, bs := shell(t, ts.login(t, "bob"))
-	bscr.waitFor(t, "bob@secwire> ")
+	bscr.WaitFor(t, "bob@secwire> ")
 	bin.Write([]byte("configure\r"))
-	bscr.waitFor(t, "bob@secwire# ")
+	bscr.WaitFor(t, "bob@secwire# ")
 	_, oscr, olga := shell(t, ts.login(t, "olga"))
-	oscr.waitFor(t, "olga@secwire> ")
+	oscr.WaitFor(t, "olga@secwire> ")
 
 	out := run(t, admin, "configure; set system users bob role operator; delete system users olga; commit")
 	if !strings.Contains(out, "commit complete") {
 		t.Fatalf("commit:\n%s", out)
 	}
-	bscr.waitFor(t, "user bob is now operator (was admin): log in again: logging out")
-	oscr.waitFor(t, "user olga was deleted by a commit: logging out")
+	bscr.WaitFor(t, "user bob is now operator (was admin): log in again: logging out")
+	oscr.WaitFor(t, "user olga was deleted by a commit: logging out")
 	for name, s := range map[string]*ssh.Session{"bob": bs, "olga": olga} {
 		done := make(chan error, 1)
 		go func() { done <- s.Wait() }()
@@ -205,15 +205,15 @@ func TestDemotedUserNextCommandRefused(t *testing.T) {
 	ts := startServerWith(t, nil, false, nil)
 	admin := ts.login(t, "admin")
 	bin, bscr, bs := shell(t, ts.login(t, "bob"))
-	bscr.waitFor(t, "bob@secwire> ")
+	bscr.WaitFor(t, "bob@secwire> ")
 	bin.Write([]byte("configure\rset system hostname bobs-box\r"))
-	bscr.waitFor(t, "bob@secwire# ")
+	bscr.WaitFor(t, "bob@secwire# ")
 	if out := run(t, admin, "configure; set system users bob role operator; commit"); !strings.Contains(out, "commit complete") {
 		t.Fatalf("demote bob:\n%s", out)
 	}
 	bin.Write([]byte("commit\r"))
-	bscr.waitFor(t, "error: permission denied: bob is now operator (was admin); configuration mode left, the candidate discarded")
-	bscr.waitFor(t, "bob@secwire> ")
+	bscr.WaitFor(t, "error: permission denied: bob is now operator (was admin); configuration mode left, the candidate discarded")
+	bscr.WaitFor(t, "bob@secwire> ")
 	if h := ts.m.System().Hostname; h != "" {
 		t.Fatalf("bob's candidate was committed after his demotion: hostname %q", h)
 	}
@@ -221,7 +221,7 @@ func TestDemotedUserNextCommandRefused(t *testing.T) {
 		t.Fatalf("delete bob:\n%s", out)
 	}
 	bin.Write([]byte("show users\r"))
-	bscr.waitFor(t, "error: user bob was deleted: logging out")
+	bscr.WaitFor(t, "error: user bob was deleted: logging out")
 	done := make(chan error, 1)
 	go func() { done <- bs.Wait() }()
 	select {
