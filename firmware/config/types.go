@@ -35,6 +35,17 @@ const (
 	ShouldSecure Policy = "should-secure" // frames cross in clear while no SA is up
 )
 
+// Describe is one line on the policy for an operator.
+func (p Policy) Describe() string {
+	switch p {
+	case MustSecure:
+		return "Nothing crosses without SAs (default)"
+	case ShouldSecure:
+		return "Frames cross in clear while no SA is up"
+	}
+	return ""
+}
+
 // Choices are the policies.
 func (Policy) Choices() []string { return []string{string(MustSecure), string(ShouldSecure)} }
 
@@ -58,6 +69,23 @@ const (
 	DatapathSoftware   Datapath = "software"
 )
 
+// Describe is one line on the datapath for an operator.
+func (d Datapath) Describe() string {
+	switch d {
+	case DatapathAuto:
+		return "Offload if the NIC can, else kernel macsec, else software (default)"
+	case DatapathOffloadMAC:
+		return "The NIC's MAC offloads MACsec"
+	case DatapathOffloadPHY:
+		return "The PHY offloads MACsec"
+	case DatapathKernel:
+		return "Linux kernel macsec in software"
+	case DatapathSoftware:
+		return "secwire's Go datapath"
+	}
+	return ""
+}
+
 // Choices are the datapaths an operator can choose.
 func (Datapath) Choices() []string {
 	return []string{string(DatapathAuto), string(DatapathOffloadMAC), string(DatapathOffloadPHY), string(DatapathKernel), string(DatapathSoftware)}
@@ -79,6 +107,17 @@ const (
 	RoleAdmin    Role = "admin"    // may configure
 	RoleOperator Role = "operator" // may only look
 )
+
+// Describe is one line on the role for an operator.
+func (r Role) Describe() string {
+	switch r {
+	case RoleAdmin:
+		return "May configure"
+	case RoleOperator:
+		return "May only look (show)"
+	}
+	return ""
+}
 
 // Choices are the roles.
 func (Role) Choices() []string { return []string{string(RoleAdmin), string(RoleOperator)} }

@@ -1,12 +1,13 @@
 package cli
 
 import (
+	"encoding"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
 	"github.com/secwire/secwire/firmware/config"
-	"github.com/secwire/secwire/offload/macsec"
 )
 
 // cand is one possible next word and what it means. A word in angle
@@ -121,7 +122,7 @@ func schemaCands(c *config.Config, args []token, forSet bool) []cand {
 		}
 		if forSet {
 			for _, v := range values(n) {
-				out = append(out, cand{v, valueHelp(v)})
+				out = append(out, cand{v, valueHelp(n, v)})
 			}
 			out = append(out, cand{"<" + n.key + ">", n.help()})
 		}
@@ -148,7 +149,7 @@ func schemaCands(c *config.Config, args []token, forSet bool) []cand {
 	}
 	var out []cand
 	for _, v := range values(n) {
-		out = append(out, cand{v, valueHelp(v)})
+		out = append(out, cand{v, valueHelp(n, v)})
 	}
 	t := cur.v.Type()
 	switch {
@@ -212,30 +213,24 @@ func (sh *Shell) Complete(s string) (completed string, list string) {
 	return s, sh.Help(s)
 }
 
-// valueHelp explains a fixed value of a leaf; a cipher suite explains
-// itself from the suite table.
-func valueHelp(v string) string {
-	if s, err := macsec.ParseCipherSuite(v); err == nil {
-		return s.Describe()
+// valueHelp explains a fixed value of a leaf: a typed value describes
+// itself (a cipher suite from the suite table, a policy, a role...).
+func valueHelp(n *node, v string) string {
+	if n.typ != nil && config.IsText(n.typ) {
+		p := reflect.New(n.typ)
+		if p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(v)) == nil {
+			if d, ok := p.Elem().Interface().(interface{ Describe() string }); ok {
+				return d.Describe()
+			}
+		}
 	}
 	return valueHelps[v]
 }
 
-// valueHelps explains the fixed values of leaves other than cipher suites.
+// valueHelps explains the fixed values that are not a type's: the
+// built-in protocols in clear.
 var valueHelps = map[string]string{
-	"strict":        "Drop frames that fail validation (default)",
-	"check":         "Count frames that fail validation, pass them",
-	"disabled":      "No validation",
-	"must-secure":   "Nothing crosses without SAs (default)",
-	"lacp":          "LACP and Marker (802.1AX) to the slow protocols address",
-	"lldp":          "LLDP (802.1AB) to its three group addresses",
-	"pause":         "Ethernet PAUSE and PFC to the MAC Control address",
-	"should-secure": "Frames cross in clear while no SA is up",
-	"auto":          "Offload if the NIC can, else kernel macsec, else software (default)",
-	"offload-mac":   "The NIC's MAC offloads MACsec",
-	"offload-phy":   "The PHY offloads MACsec",
-	"kernel":        "Linux kernel macsec in software",
-	"software":      "secwire's Go datapath",
-	"admin":         "May configure",
-	"operator":      "May only look (show)",
+	"lacp":  "LACP and Marker (802.1AX) to the slow protocols address",
+	"lldp":  "LLDP (802.1AB) to its three group addresses",
+	"pause": "Ethernet PAUSE and PFC to the MAC Control address",
 }

@@ -55,6 +55,19 @@ func (v *ValidateMode) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Describe is one line on the mode for an operator.
+func (v ValidateMode) Describe() string {
+	switch v {
+	case ValidateStrict:
+		return "Drop frames that fail validation (default)"
+	case ValidateCheck:
+		return "Count frames that fail validation, pass them"
+	case ValidateDisabled:
+		return "No validation"
+	}
+	return ""
+}
+
 // Choices are the names UnmarshalText accepts (for completion).
 func (ValidateMode) Choices() []string {
 	out := make([]string, len(ValidateModes))
