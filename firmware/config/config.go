@@ -73,8 +73,6 @@ type Link struct {
 
 	// Cipher suite.
 	// Default: `gcm-aes-128`
-	//
-	// `gcm-aes-128`, `gcm-aes-256`, `gcm-aes-xpn-128` or `gcm-aes-xpn-256`.
 	Cipher macsec.CipherSuite `json:"cipher,omitempty"`
 	// Include the SCI in the SecTAG (default true).
 	// Default: `true`

@@ -69,9 +69,6 @@ type SyslogHost struct {
 	Transport Transport `json:"transport,omitempty"`
 	// Lowest severity sent (default info).
 	// Default: `info`
-	//
-	// `emergency` `alert` `critical` `error` `warning` `notice` `info`
-	// `debug`.
 	Severity Severity `json:"severity,omitempty"`
 	// TLS: CA certificate (PEM) on the config partition that signed the collector's.
 	// Default: (`tls` only, required)
