@@ -1,12 +1,16 @@
 package drivers
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/secwire/secwire/offload/macsec"
+)
 
 // Offload is what a driver's MACsec offload can do.
 type Offload struct {
 	Driver string
 	Where  string // "mac" or "phy": the kernel macsec offload mode
-	XPN    bool   // GCM-AES-XPN-128/256 as well as GCM-AES-128/256
+	XPN    bool   // the XPN suites as well as the 32-bit PN ones
 	// MarksValidated is set for drivers that tag every frame the NIC
 	// validated with the receiving SC (the kernel's rx_uses_md_dst). Only
 	// then does the kernel keep frames that arrive in clear on the line off
@@ -31,11 +35,14 @@ func OffloadFor(driver string) (Offload, bool) {
 	return o, ok
 }
 
-// Suites names the cipher suites an offload handles.
+// Suites names the cipher suites an offload handles: every suite of the
+// codec's table, the XPN ones only if the driver has XPN.
 func (o Offload) Suites() []string {
-	s := []string{"gcm-aes-128", "gcm-aes-256"}
-	if o.XPN {
-		s = append(s, "gcm-aes-xpn-128", "gcm-aes-xpn-256")
+	var s []string
+	for _, c := range macsec.CipherSuites {
+		if o.XPN || !c.XPN() {
+			s = append(s, c.String())
+		}
 	}
 	return s
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,10 +152,10 @@ func provisionedConfig(t *testing.T) []byte {
 	sak := strings.Repeat("d1ce", 8)
 	cfg := config.Config{
 		System: config.System{Hostname: "lc", Users: []config.User{{Name: "admin", Role: "admin", Password: hash}},
-			Management: &config.Management{Interface: "eth2", Address: "10.0.2.15/24"}},
+			Management: &config.Management{Interface: "eth2", Address: netip.MustParsePrefix("10.0.2.15/24")}},
 		Links: []config.Link{{Name: "l0", Plain: "eth0", Line: "eth1", Datapath: "software",
 			Static: &config.StaticKeys{TX: config.SA{AN: 0, Key: sak},
-				RX: []config.RxSC{{SCI: "525400aa00010001", SAs: []config.SA{{AN: 0, Key: sak}}}}}}},
+				RX: []config.RxSC{{SCI: 0x525400aa00010001, SAs: []config.SA{{AN: 0, Key: sak}}}}}}},
 	}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	return b

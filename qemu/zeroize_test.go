@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,10 +68,10 @@ func TestZeroizeLeavesNothingOnTheConfigPartition(t *testing.T) {
 	cak := strings.Repeat("c0de", 8)
 	cfg := config.Config{
 		System: config.System{Users: []config.User{{Name: "admin", Role: "admin", Password: hash}},
-			Management: &config.Management{Interface: "eth2", Address: "10.0.2.15/24"}},
+			Management: &config.Management{Interface: "eth2", Address: netip.MustParsePrefix("10.0.2.15/24")}},
 		Links: []config.Link{{Name: "l0", Plain: "eth0", Line: "eth1", Datapath: "software",
 			Static: &config.StaticKeys{TX: config.SA{AN: 0, Key: sak},
-				RX: []config.RxSC{{SCI: "525400aa00010001", SAs: []config.SA{{AN: 0, Key: sak}}}}}}},
+				RX: []config.RxSC{{SCI: 0x525400aa00010001, SAs: []config.SA{{AN: 0, Key: sak}}}}}}},
 	}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := image.WriteConfig(disk, b); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,20 +145,23 @@ func (tp *topo) config(side, rxKey string, mutate func(*config.Link)) string {
 	if side == "b" {
 		mac, peer, txKey = tp.macB, tp.macA, tp.keyB
 	}
-	sci := func(m string) string { return strings.ReplaceAll(m, ":", "") + "0001" }
-	sa := func(key string, ssci string) config.SA {
+	sci := func(m string) macsec.SCI {
+		a, _ := net.ParseMAC(m)
+		return macsec.MakeSCI(a, 1)
+	}
+	sa := func(key string, ssci config.Hex) config.SA {
 		s := config.SA{AN: 0, Key: key, PN: 1}
 		if tp.suite.XPN() {
-			s.SSCI, s.Salt = ssci, "0102030405060708090a0b0c"
+			s.SSCI, s.Salt = ssci, config.Hex{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 		}
 		return s
 	}
-	mySSCI, peerSSCI := "00000001", "00000002"
+	mySSCI, peerSSCI := config.Hex{0, 0, 0, 1}, config.Hex{0, 0, 0, 2}
 	if side == "b" {
 		mySSCI, peerSSCI = peerSSCI, mySSCI
 	}
 	l := config.Link{
-		Name: "link0", Plain: "plain", Line: "line", Cipher: tp.suite.String(), ReplayWindow: 64,
+		Name: "link0", Plain: "plain", Line: "line", Cipher: tp.suite, ReplayWindow: 64,
 		LinkFault: boolp(false), Workers: 2,
 		Static: &config.StaticKeys{SCI: sci(mac), TX: sa(txKey, mySSCI),
 			RX: []config.RxSC{{SCI: sci(peer), SAs: []config.SA{sa(rxKey, peerSSCI)}}}},
@@ -711,7 +715,7 @@ func TestDaemonsKeepManagementVLANOffTheLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.System.Management = &config.Management{Interface: "plain", VLAN: 100, Address: "192.0.2.10/24"}
+	c.System.Management = &config.Management{Interface: "plain", VLAN: 100, Address: netip.MustParsePrefix("192.0.2.10/24")}
 	b, _ := json.Marshal(c)
 	if err := os.WriteFile(cfgA, b, 0o600); err != nil {
 		t.Fatal(err)

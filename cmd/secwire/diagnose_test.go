@@ -43,7 +43,7 @@ func TestMKADiagnosisTranscripts(t *testing.T) {
 			b:    func(l *config.Link) { l.MKA.KeyChain = []config.CAKEntry{cak("diag", 16, "e2")} },
 			want: "CAK mismatch"},
 		{name: "cipher-suite-mismatch", side: "b",
-			a:    func(l *config.Link) { l.Cipher = "gcm-aes-xpn-256" },
+			a:    func(l *config.Link) { l.Cipher = macsec.GCMAESXPN256 },
 			want: "cipher suite or offset mismatch"},
 		{name: "offset-mismatch", side: "b",
 			a:    func(l *config.Link) { l.Offset = 30 },
@@ -157,7 +157,7 @@ func TestMKAAutoDestination(t *testing.T) {
 	w.setDrop(func(_ bool, f []byte) bool { return bytes.Equal(f[:5], []byte{0x01, 0x80, 0xc2, 0x00, 0x00}) })
 	tp := newTopoNoTools(t, macsec.GCMAES256, w)
 	chain := []config.CAKEntry{cak("auto", 32, "a7")}
-	auto := func(l *config.Link) { l.MKA.Destination = config.DestinationAuto }
+	auto := func(l *config.Link) { l.MKA.Destination = config.Destination{Auto: true} }
 	tp.start("a", tp.mkaConfig("a", chain, auto))
 	tp.start("b", tp.mkaConfig("b", chain, auto))
 	took := tp.waitMKA("CA secured over broadcast", 60*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })

@@ -46,7 +46,7 @@ func TestMKAFallbackCAK(t *testing.T) {
 	}
 	tp.startWithSSH("a", tp.mkaConfig("a", []config.CAKEntry{good}, fallback), users)
 	tp.startWithSSH("b", tp.mkaConfig("b", []config.CAKEntry{cak("primary", 32, "6b")}, fallback), users)
-	onFallback := func(m *mka.Status) bool { ckn, f := principalCA(m); return secured(m) && f && ckn == fb.CKN }
+	onFallback := func(m *mka.Status) bool { ckn, f := principalCA(m); return secured(m) && f && ckn == fb.CKN.String() }
 	tp.waitMKA("secured on the fallback CA", 20*time.Second, func(a, b *mka.Status) bool { return onFallback(a) && onFallback(b) })
 	show := func(side string) string {
 		out, err := exec.Command(secwireBinary(t), "show", "mka", "--socket", tp.socket(side)).CombinedOutput()
@@ -56,7 +56,7 @@ func TestMKAFallbackCAK(t *testing.T) {
 		return string(out)
 	}
 	out := show("b")
-	for _, want := range []string{"status: SECURED", "CA CKN " + fb.CKN + ": SECURED, FALLBACK key, principal", "CA CKN " + good.CKN + ": not secured"} {
+	for _, want := range []string{"status: SECURED", "CA CKN " + fb.CKN.String() + ": SECURED, FALLBACK key, principal", "CA CKN " + good.CKN.String() + ": not secured"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show mka on B, on the fallback, lacks %q:\n%s", want, out)
 		}
@@ -79,7 +79,7 @@ func TestMKAFallbackCAK(t *testing.T) {
 	}
 	onPrimary := func(m *mka.Status) bool {
 		ckn, f := principalCA(m)
-		return secured(m) && !f && ckn == good.CKN && m.Latest != nil && m.Latest.CKN == good.CKN && m.Old == nil
+		return secured(m) && !f && ckn == good.CKN.String() && m.Latest != nil && m.Latest.CKN == good.CKN.String() && m.Old == nil
 	}
 	took := tp.waitMKA("back on the primary CA", 20*time.Second, func(a, b *mka.Status) bool { return onPrimary(a) && onPrimary(b) })
 	t.Logf("back on the primary CA %s after the commit", took.Round(time.Millisecond))
@@ -89,7 +89,7 @@ func TestMKAFallbackCAK(t *testing.T) {
 		t.Fatalf("%d of %d pings lost moving from the fallback CA to the primary\n%s\nA:\n%s\nB:\n%s", sent-recv, sent, tp.counters(), tp.log("a"), tp.log("b"))
 	}
 	out = show("b")
-	for _, want := range []string{"status: SECURED", "CA CKN " + good.CKN + ": SECURED, principal"} {
+	for _, want := range []string{"status: SECURED", "CA CKN " + good.CKN.String() + ": SECURED, principal"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show mka on B, back on the primary, lacks %q:\n%s", want, out)
 		}

@@ -403,7 +403,7 @@ func runLineFault(t *testing.T, datapath string, lf lineFault) {
 	chain := []config.CAKEntry{cak("line-faults", 16, "3c")}
 	for _, side := range []string{"a", "b"} {
 		cfg := tp.mkaConfig(side, chain, func(l *config.Link) {
-			l.Datapath = datapath
+			l.Datapath = config.Datapath(datapath)
 			if side == "a" {
 				// A keeps its plaintext port up through the outage, so
 				// its datapath keeps protecting frames for a line that

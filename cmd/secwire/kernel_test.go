@@ -182,7 +182,7 @@ func TestKernelDatapathMKA(t *testing.T) {
 			tp := newTopoNoTools(t, c.suite)
 			chain := []config.CAKEntry{cak("kernel-ca", c.suite.KeyLen(), "4b")}
 			tp.start("a", tp.mkaConfig("a", chain, nil))
-			tp.start("b", tp.mkaConfig("b", chain, func(l *config.Link) { l.Datapath = c.bDatapath }))
+			tp.start("b", tp.mkaConfig("b", chain, func(l *config.Link) { l.Datapath = config.Datapath(c.bDatapath) }))
 			took := tp.waitMKA("CA secured", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
 			t.Logf("secured in %s; A: %s; B: %s", took.Round(time.Millisecond), tp.linkStatus("a").Datapath, tp.linkStatus("b").Datapath)
 			if b := tp.linkStatus("a").Backend; b != "kernel" {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/secwire/secwire/offload/macsec"
 )
@@ -17,7 +18,7 @@ type keyFlags struct {
 }
 
 func (k *keyFlags) register(fs *flag.FlagSet, pnHelp string) {
-	fs.StringVar(&k.cipher, "cipher", "gcm-aes-128", "cipher suite")
+	fs.StringVar(&k.cipher, "cipher", macsec.GCMAES128.String(), "cipher suite: "+strings.Join(macsec.CipherSuiteNames(), ", "))
 	fs.StringVar(&k.key, "key", "", "SAK as hex")
 	fs.StringVar(&k.ssci, "ssci", "", "XPN short SCI (8 hex digits)")
 	fs.StringVar(&k.salt, "salt", "", "XPN salt (24 hex digits)")

@@ -35,7 +35,7 @@ func (tp *topo) mkaConfig(side string, chain []config.CAKEntry, mutate func(*con
 }
 
 func cak(ckn string, n int, fill string) config.CAKEntry {
-	return config.CAKEntry{CKN: fmt.Sprintf("%x", ckn), CAK: strings.Repeat(fill, n)}
+	return config.CAKEntry{CKN: config.Hex(ckn), CAK: strings.Repeat(fill, n)}
 }
 
 // mkaStatus reads side's MKA status through the management socket.
@@ -79,8 +79,8 @@ func TestMKADaemonsSecureEverySuite(t *testing.T) {
 			if suite == macsec.GCMAES256 {
 				dst, et = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, []byte{0x87, 0x6f}
 				mutate = func(l *config.Link) {
-					l.EAPOLEtherType = fmt.Sprintf("%#04x", altEAPOL)
-					l.MKA.Destination = "ff:ff:ff:ff:ff:ff"
+					l.EAPOLEtherType = altEAPOL
+					l.MKA.Destination = config.Destination{MAC: config.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
 				}
 			}
 			stop := capture(t, tp.b, "line", filepath.Join(tp.dir, "line.pcapng"))
@@ -183,13 +183,13 @@ func TestMKAKeyChainRolloverLosesNothing(t *testing.T) {
 	t0 := time.Now().UTC().Truncate(time.Second)
 	first, second := cak("chain-1", 16, "1f"), cak("chain-2", 32, "2e")
 	// The second CAK starts at t0+15s, the first expires at t0+25s.
-	second.Start = t0.Add(15 * time.Second).Format(time.RFC3339)
-	first.End = t0.Add(25 * time.Second).Format(time.RFC3339)
+	second.Start = t0.Add(15 * time.Second)
+	first.End = t0.Add(25 * time.Second)
 	chain := []config.CAKEntry{first, second}
 	tp.start("a", tp.mkaConfig("a", chain, nil))
 	tp.start("b", tp.mkaConfig("b", chain, nil))
 	tp.waitMKA("CA secured", 10*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
-	if got := tp.mkaStatus("a").Latest.CKN; got != first.CKN {
+	if got := tp.mkaStatus("a").Latest.CKN; got != first.CKN.String() {
 		t.Fatalf("first SAK from CKN %s", got)
 	}
 	if !tp.waitPing("10.9.0.2") {
@@ -200,14 +200,14 @@ func TestMKAKeyChainRolloverLosesNothing(t *testing.T) {
 	done := tp.pingFlow(n)
 	tp.waitMKA("CA rolled over to the second CAK", 40*time.Second, func(a, b *mka.Status) bool {
 		return a != nil && b != nil && len(a.CAs) == 1 && len(b.CAs) == 1 &&
-			a.CAs[0].CKN == second.CKN && b.CAs[0].CKN == second.CKN && secured(a) && secured(b)
+			a.CAs[0].CKN == second.CKN.String() && b.CAs[0].CKN == second.CKN.String() && secured(a) && secured(b)
 	})
 	sent, recv := done()
 	t.Logf("key chain rollover: ping %d sent, %d received", sent, recv)
 	if recv != sent {
 		t.Fatalf("rollover under traffic: %d of %d pings lost\nA:\n%s", sent-recv, sent, tp.log("a"))
 	}
-	if got := tp.mkaStatus("b").Latest.CKN; got != second.CKN {
+	if got := tp.mkaStatus("b").Latest.CKN; got != second.CKN.String() {
 		t.Errorf("after the rollover B's SAK is from CKN %s", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -268,10 +269,12 @@ func TestNOCTimeFromChrony(t *testing.T) {
 
 	start := serverNow().Truncate(time.Second).Add(30 * time.Second)
 	first, second := cak("ntp-first", 16, "1f"), cak("ntp-second", 16, "2e")
-	second.Start = start.UTC().Format(time.RFC3339)
+	second.Start = start.UTC().Truncate(time.Second)
 	chain := []config.CAKEntry{first, second}
 	ntpFrom := func(addr string) func(*config.System) {
-		return func(s *config.System) { s.NTP = &config.NTP{Server: []config.NTPServer{{Address: addr}}} }
+		return func(s *config.System) {
+			s.NTP = &config.NTP{Server: []config.NTPServer{{Address: netip.MustParseAddr(addr)}}}
+		}
 	}
 	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), ntpFrom("10.77.0.2")))
 	tp.start("b", withSystem(t, tp.mkaConfig("b", chain, nil), ntpFrom("10.78.0.2")))
@@ -295,7 +298,7 @@ func TestNOCTimeFromChrony(t *testing.T) {
 		t.Errorf("the step is not audited:\n%s", b)
 	}
 	tp.waitMKA("secured on the first CAK", 15*time.Second, func(a, b *mka.Status) bool {
-		return secured(a) && secured(b) && !hasCKN(a, second.CKN)
+		return secured(a) && secured(b) && !hasCKN(a, second.CKN.String())
 	})
 	if out := tp.secwireShow("a", "mka"); strings.Contains(out, "never synchronised") {
 		t.Errorf("show mka warns of an unsynchronised clock after synchronisation:\n%s", out)
@@ -304,7 +307,7 @@ func TestNOCTimeFromChrony(t *testing.T) {
 		t.Fatalf("the test started too slowly to see the key flip (%s left)", time.Until(start.Add(-ahead)))
 	}
 	tp.waitMKA("the second CAK starts", 45*time.Second, func(a, b *mka.Status) bool {
-		return a != nil && b != nil && hasCKN(a, second.CKN) && hasCKN(b, second.CKN)
+		return a != nil && b != nil && hasCKN(a, second.CKN.String()) && hasCKN(b, second.CKN.String())
 	})
 	flipped := serverNow()
 	t.Logf("key chain entry with start %s started at %s by the server's clock", start.UTC().Format(time.RFC3339), flipped.UTC().Format(time.RFC3339Nano))
@@ -312,7 +315,7 @@ func TestNOCTimeFromChrony(t *testing.T) {
 		t.Fatalf("the entry started at %s by the server's clock, want %s", flipped, start)
 	}
 	tp.waitMKA("secured on the second CAK", 20*time.Second, func(a, b *mka.Status) bool {
-		return secured(a) && secured(b) && a.Latest.CKN == second.CKN && b.Latest.CKN == second.CKN
+		return secured(a) && secured(b) && a.Latest.CKN == second.CKN.String() && b.Latest.CKN == second.CKN.String()
 	})
 }
 
@@ -396,9 +399,9 @@ func TestNOCSyslogToRsyslog(t *testing.T) {
 	cfgA := withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
 		s.Users = adminUsers(t)
 		s.Syslog = &config.Syslog{Host: []config.SyslogHost{
-			{Address: "10.77.0.2", Transport: "udp"},
-			{Address: "10.77.0.3", Port: 10514, Transport: "tcp"},
-			{Address: "10.77.0.4", Transport: "tls", CAFile: "syslog-ca.pem", Severity: "info"},
+			{Address: netip.MustParseAddr("10.77.0.2"), Transport: "udp"},
+			{Address: netip.MustParseAddr("10.77.0.3"), Port: 10514, Transport: "tcp"},
+			{Address: netip.MustParseAddr("10.77.0.4"), Transport: "tls", CAFile: "syslog-ca.pem", Severity: "info"},
 		}}
 	})
 	tp.startArgs("a", cfgA, "--ssh", "127.0.0.1:2222")
@@ -504,10 +507,10 @@ func TestNOCSyslogCollectorOutage(t *testing.T) {
 	rs := n.startRsyslog(t, conf)
 	chain := []config.CAKEntry{cak("outage", 16, "6b")}
 	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
-		s.Syslog = &config.Syslog{Host: []config.SyslogHost{{Address: "10.77.0.3", Port: 10514, Transport: "tcp"}}}
+		s.Syslog = &config.Syslog{Host: []config.SyslogHost{{Address: netip.MustParseAddr("10.77.0.3"), Port: 10514, Transport: "tcp"}}}
 	}))
 	tp.start("b", withSystem(t, tp.mkaConfig("b", chain, nil), func(s *config.System) {
-		s.Syslog = &config.Syslog{Buffer: 8, Host: []config.SyslogHost{{Address: "10.78.0.2", Port: 10514, Transport: "tcp"}}}
+		s.Syslog = &config.Syslog{Buffer: 8, Host: []config.SyslogHost{{Address: netip.MustParseAddr("10.78.0.2"), Port: 10514, Transport: "tcp"}}}
 	}))
 	tp.waitMKA("CA secured", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
 	for _, side := range []string{"a", "b"} {
@@ -604,7 +607,7 @@ func TestNOCPrometheusScrapes(t *testing.T) {
 	n := newNOC(t, tp)
 	chain := []config.CAKEntry{cak("metrics", 16, "7c")}
 	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
-		s.Management = &config.Management{Interface: "mgmt", Address: "10.77.0.1/24"}
+		s.Management = &config.Management{Interface: "mgmt", Address: netip.MustParsePrefix("10.77.0.1/24")}
 		s.Metrics = &config.Metrics{Port: 9100}
 	}))
 	tp.start("b", tp.mkaConfig("b", chain, nil))
@@ -711,16 +714,16 @@ func TestNOCBadInput(t *testing.T) {
 	hold(tp.b, "10.78.0.1:9100")
 	hold(tp.a, "10.77.0.1:9100")
 	first := cak("bad-input", 16, "3d")
-	first.Start = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	first.Start = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	chain := []config.CAKEntry{first}
 	tp.startArgs("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
 		s.Users = adminUsers(t)
-		s.Management = &config.Management{Interface: "mgmt", Address: "10.77.0.1/24"}
-		s.NTP = &config.NTP{Server: []config.NTPServer{{Address: "10.77.0.9"}}}
-		s.Syslog = &config.Syslog{Host: []config.SyslogHost{{Address: "10.77.0.5", Port: 10599, Transport: "tcp"}}}
+		s.Management = &config.Management{Interface: "mgmt", Address: netip.MustParsePrefix("10.77.0.1/24")}
+		s.NTP = &config.NTP{Server: []config.NTPServer{{Address: netip.MustParseAddr("10.77.0.9")}}}
+		s.Syslog = &config.Syslog{Host: []config.SyslogHost{{Address: netip.MustParseAddr("10.77.0.5"), Port: 10599, Transport: "tcp"}}}
 	}), "--ssh", "127.0.0.1:2222")
 	tp.start("b", withSystem(t, tp.mkaConfig("b", chain, nil), func(s *config.System) {
-		s.Management = &config.Management{Interface: "mgmt", Address: "10.78.0.1/24"}
+		s.Management = &config.Management{Interface: "mgmt", Address: netip.MustParsePrefix("10.78.0.1/24")}
 		s.Metrics = &config.Metrics{Port: 9100}
 	}))
 	tp.waitMKA("CA secured despite the bad services", 15*time.Second, func(a, b *mka.Status) bool { return secured(a) && secured(b) })
@@ -786,8 +789,8 @@ func TestNOCTimeNTS(t *testing.T) {
 	chain := []config.CAKEntry{cak("nts", 16, "4e")}
 	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
 		s.NTP = &config.NTP{Server: []config.NTPServer{
-			{Address: "10.77.0.2", NTS: true, CAFile: "ca.pem"},
-			{Address: "10.77.0.3", NTS: true, CAFile: "ca.pem"},
+			{Address: netip.MustParseAddr("10.77.0.2"), NTS: true, CAFile: "ca.pem"},
+			{Address: netip.MustParseAddr("10.77.0.3"), NTS: true, CAFile: "ca.pem"},
 		}}
 	}))
 	waitFor(t, "A synchronised with NTS", 30*time.Second, func() (bool, string) {

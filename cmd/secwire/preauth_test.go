@@ -151,8 +151,8 @@ func TestPreauthFloodSparesLoginAndDatapath(t *testing.T) {
 	cfg := config.Config{
 		System: config.System{Users: []config.User{{Name: "admin", Role: "admin", Password: hash}}},
 		Links: []config.Link{{Name: "l0", Plain: "plain", Line: "line", Datapath: "software", LinkFault: boolp(false),
-			Static: &config.StaticKeys{SCI: "025e000000010001", TX: config.SA{AN: 0, Key: key, PN: 1},
-				RX: []config.RxSC{{SCI: "025e000000020001", SAs: []config.SA{{AN: 0, Key: key, PN: 1}}}}}}},
+			Static: &config.StaticKeys{SCI: 0x025e000000010001, TX: config.SA{AN: 0, Key: key, PN: 1},
+				RX: []config.RxSC{{SCI: 0x025e000000020001, SAs: []config.SA{{AN: 0, Key: key, PN: 1}}}}}}},
 	}
 	b, _ := json.Marshal(cfg)
 	cfgPath := filepath.Join(dir, "secwire.json")

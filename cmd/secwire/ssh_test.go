@@ -256,7 +256,7 @@ func TestCommitKeepsKeyFilePaths(t *testing.T) {
 	b, _ := json.Marshal(config.Config{
 		System: config.System{Users: []config.User{{Name: "admin", Role: "admin", Password: hash}}},
 		Links: []config.Link{{Name: "link0", Plain: "plain", Line: "line",
-			MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: "0a0b", CAKFile: "keys/cak-aa"}}, Priority: &prio}}},
+			MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: config.Hex{0x0a, 0x0b}, CAKFile: "keys/cak-aa"}}, Priority: &prio}}},
 	})
 	file := filepath.Join(tp.dir, "a", "secwire.json")
 	if err := os.WriteFile(file, b, 0o600); err != nil {

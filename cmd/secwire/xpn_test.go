@@ -65,8 +65,8 @@ func TestXPNDerivationAgainstIPMACsec(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			x := newXPNPeer(t, c.peerPrio)
 			tp := x.tp
-			tp.start("a", tp.mkaConfig("a", []config.CAKEntry{{CKN: hex.EncodeToString(x.ckn), CAK: hex.EncodeToString(x.cak)}},
-				func(l *config.Link) { l.Datapath = c.datapath }))
+			tp.start("a", tp.mkaConfig("a", []config.CAKEntry{{CKN: x.ckn, CAK: hex.EncodeToString(x.cak)}},
+				func(l *config.Link) { l.Datapath = config.Datapath(c.datapath) }))
 			if b := tp.linkStatus("a").Backend; (c.datapath == "software") != (b == "software") {
 				t.Fatalf("datapath %s runs on %q", c.datapath, b)
 			}

@@ -1,7 +1,9 @@
 // Package config is secwire's one typed configuration model: what the
 // appliance stores on its config partition and what `secwire daemon
-// --config FILE` reads. Check validates it in one place and reports every
-// problem with its field path; docs/config.md describes the format.
+// --config FILE` reads. Each value is parsed into its type once, when the
+// config is decoded (types.go); Check adds the rules that span fields.
+// Load reports every problem of both with its field path;
+// docs/config.md describes the format.
 package config
 
 //go:generate go run ./internal/gendoc
@@ -9,13 +11,11 @@ package config
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 
 	"github.com/secwire/secwire/offload/macsec"
@@ -73,9 +73,7 @@ type Link struct {
 
 	// Cipher suite.
 	// Default: `gcm-aes-128`
-	//
-	// `gcm-aes-128`, `gcm-aes-256`, `gcm-aes-xpn-128` or `gcm-aes-xpn-256`.
-	Cipher string `json:"cipher,omitempty"`
+	Cipher macsec.CipherSuite `json:"cipher,omitempty"`
 	// Include the SCI in the SecTAG (default true).
 	// Default: `true`
 	//
@@ -84,7 +82,7 @@ type Link struct {
 	SendSCI *bool `json:"send_sci,omitempty"`
 	// validateFrames: strict (default), check or disabled.
 	// Default: `strict`
-	Validate string `json:"validate,omitempty"`
+	Validate *macsec.ValidateMode `json:"validate,omitempty"`
 	// Replay window in packets, 0..1073741824 (0: strict order).
 	// Default: `0`
 	//
@@ -108,7 +106,7 @@ type Link struct {
 	//
 	// `should-secure`: frames cross IN CLEAR while no SA is up; `show
 	// macsec` says so loudly.
-	Policy string `json:"policy,omitempty"`
+	Policy Policy `json:"policy,omitempty"`
 	// VLAN tags left ahead of the SecTAG: 0, 1 or 2.
 	// Default: `0`
 	//
@@ -143,12 +141,12 @@ type Link struct {
 	// does not start). The kernel backends need `confidentiality_offset`
 	// 0, `vlans_in_clear` 0 and `must-secure`, a line MTU of `mtu` + 32,
 	// and ignore `workers`.
-	Datapath string `json:"datapath,omitempty"`
+	Datapath Datapath `json:"datapath,omitempty"`
 	// Alternate EAPOL EtherType in hex, for circuits that filter 0x888E.
 	// Default: none
 	//
 	// Such as `0x876f`; 0x888E always goes to key agreement too.
-	EAPOLEtherType string `json:"eapol_ethertype,omitempty"`
+	EAPOLEtherType EtherType `json:"eapol_ethertype,omitempty"`
 	// Software datapath workers per direction, 1..64.
 	// Default: `1`
 	//
@@ -180,7 +178,7 @@ type Link struct {
 type StaticKeys struct {
 	// Transmit SCI, 16 hex digits.
 	// Default: the line MAC with port 1
-	SCI string `json:"sci,omitempty"`
+	SCI macsec.SCI `json:"sci,omitempty"`
 	// The transmit SA.
 	// Default: (required)
 	TX SA `json:"tx"`
@@ -193,7 +191,7 @@ type StaticKeys struct {
 type RxSC struct {
 	// The peer's SCI, 16 hex digits.
 	// Default: (required)
-	SCI string `json:"sci"`
+	SCI macsec.SCI `json:"sci"`
 	// The SAs the peer transmits with.
 	// Default: (required)
 	SAs []SA `json:"sas"`
@@ -216,10 +214,10 @@ type SA struct {
 	PN uint64 `json:"pn,omitempty"`
 	// XPN: SSCI, 8 hex digits.
 	// Default: (XPN suites: required)
-	SSCI string `json:"ssci,omitempty"`
+	SSCI Hex `json:"ssci,omitempty"`
 	// XPN: salt, 24 hex digits.
 	// Default: (XPN suites: required)
-	Salt string `json:"salt,omitempty"`
+	Salt Hex `json:"salt,omitempty"`
 }
 
 // Error is one problem, at a field path such as links[0].static_keys.tx.key.
@@ -255,17 +253,33 @@ func Parse(b []byte) (*Config, error) {
 // parse decodes what it can and returns the field problems apart, so
 // that Load reports them together with every other problem.
 func parse(b []byte) (*Config, Errors, error) {
-	var raw any
-	if err := json.Unmarshal(b, &raw); err != nil {
+	if err := json.Unmarshal(b, new(any)); err != nil {
 		if se, ok := err.(*json.SyntaxError); ok {
 			line := bytes.Count(b[:se.Offset], []byte("\n")) + 1
 			return nil, nil, fmt.Errorf("line %d: %v", line, err)
 		}
 		return nil, nil, err
 	}
+	var raw any
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber() // numbers stay as written: a 64-bit PN survives the second decode
+	if err := d.Decode(&raw); err != nil {
+		return nil, nil, err
+	}
+	// fieldErrors drops every leaf it reports, and "" for a typed value
+	// (unset), so that the typed decode below cannot stop at a bad value
+	// and hide the problems after it: encoding/json gives up at the first
+	// UnmarshalText error.
+	errs, _ := fieldErrors(raw, reflect.TypeOf(Config{}), "")
+	clean, err := json.Marshal(raw)
+	if err != nil {
+		return nil, nil, err
+	}
 	var c Config
-	_ = json.Unmarshal(b, &c) // wrong kinds are left at their defaults and reported below
-	return &c, fieldErrors(raw, reflect.TypeOf(c), ""), nil
+	if err := json.Unmarshal(clean, &c); err != nil {
+		return nil, nil, fmt.Errorf("config decode after the field check: %w", err)
+	}
+	return &c, errs, nil
 }
 
 // Load reads, parses and checks a config file; key files are read
@@ -307,44 +321,62 @@ func (c *Config) Link(name string) *Link {
 
 // Defaults of the optional fields.
 const (
-	DefaultCipher  = "gcm-aes-128"
+	DefaultCipher  = macsec.GCMAES128
 	DefaultMTU     = 1500
 	EAPOLEtherType = 0x888e
 )
 
-// Suite is the link's cipher suite (Check has accepted it).
+// Suite is the link's cipher suite.
 func (l *Link) Suite() macsec.CipherSuite {
-	s, _ := macsec.ParseCipherSuite(or(l.Cipher, DefaultCipher))
-	return s
+	if l.Cipher == 0 {
+		return DefaultCipher
+	}
+	return l.Cipher
 }
 
 // SendsSCI reports whether the SecTAG carries the SCI.
 func (l *Link) SendsSCI() bool { return l.SendSCI == nil || *l.SendSCI }
 
 // ShouldSecure reports the should-secure policy.
-func (l *Link) ShouldSecure() bool { return l.Policy == "should-secure" }
+func (l *Link) ShouldSecure() bool { return l.Policy == ShouldSecure }
 
 // LinkFaultPassthrough reports whether line faults take the plaintext port down.
 func (l *Link) LinkFaultPassthrough() bool { return l.LinkFault == nil || *l.LinkFault }
 
-// Datapaths are the datapath backends an operator can choose.
-var Datapaths = []string{"auto", "offload-mac", "offload-phy", "kernel", "software"}
-
-func validDatapath(d string) bool {
-	for _, v := range Datapaths {
-		if d == v {
-			return true
-		}
-	}
-	return d == ""
-}
-
-// DatapathChoice is the configured backend, "auto" when unset.
-func (l *Link) DatapathChoice() string {
+// DatapathChoice is the configured backend, auto when unset.
+func (l *Link) DatapathChoice() Datapath {
 	if l.Datapath == "" {
-		return "auto"
+		return DatapathAuto
 	}
 	return l.Datapath
+}
+
+// Effective is the link with its defaults written out, so that links
+// that run alike compare equal: an unset cipher and gcm-aes-128, an
+// unset policy and must-secure, key chain times in any time zone.
+func (l Link) Effective() Link {
+	l.Cipher = l.Suite()
+	v := l.ValidateMode()
+	l.Validate = &v
+	if l.Policy == "" {
+		l.Policy = MustSecure
+	}
+	l.Datapath = l.DatapathChoice()
+	sci, fault := l.SendsSCI(), l.LinkFaultPassthrough()
+	l.SendSCI, l.LinkFault = &sci, &fault
+	l.MTU = l.PlainMTU()
+	if l.MKA != nil {
+		m := *l.MKA
+		p := int(m.KeyServerPriority())
+		m.Priority = &p
+		m.KeyChain = make([]CAKEntry, len(l.MKA.KeyChain))
+		for i, e := range l.MKA.KeyChain {
+			e.Start, e.End = e.Start.UTC(), e.End.UTC()
+			m.KeyChain[i] = e
+		}
+		l.MKA = &m
+	}
+	return l
 }
 
 // PlainMTU is the plaintext MTU.
@@ -363,14 +395,16 @@ func (l *Link) LineMTU() int {
 
 // ValidateMode is the link's validateFrames.
 func (l *Link) ValidateMode() macsec.ValidateMode {
-	v, _ := macsec.ParseValidateMode(or(l.Validate, "strict"))
-	return v
+	if l.Validate == nil {
+		return macsec.ValidateStrict
+	}
+	return *l.Validate
 }
 
 // EAPOLTypes are the EtherTypes that go to key agreement on the line port.
 func (l *Link) EAPOLTypes() []uint16 {
 	t := []uint16{EAPOLEtherType}
-	if v, err := parseEtherType(l.EAPOLEtherType); err == nil && v != 0 && v != EAPOLEtherType {
+	if v := uint16(l.EAPOLEtherType); v != 0 && v != EAPOLEtherType {
 		t = append(t, v)
 	}
 	return t
@@ -390,18 +424,9 @@ func or(s, def string) string {
 	return s
 }
 
-func parseEtherType(s string) (uint16, error) {
-	if s == "" {
-		return 0, nil
-	}
-	v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 16)
-	if err != nil || v < 0x600 {
-		return 0, fmt.Errorf("%q is not an EtherType (hex, 0x0600 or above)", s)
-	}
-	return uint16(v), nil
-}
-
-// Check validates the whole config and returns every problem.
+// Check validates the whole config and returns every problem. The values
+// themselves were checked when they were decoded: Check holds the rules
+// that span fields, and the ranges of plain numbers.
 func (c *Config) Check() Errors {
 	var errs Errors
 	add := func(path, f string, a ...any) { errs = append(errs, Error{path, fmt.Sprintf(f, a...)}) }
@@ -426,12 +451,6 @@ func (c *Config) Check() Errors {
 				ports[port.ifname] = p + "." + port.field
 			}
 		}
-		if _, err := macsec.ParseCipherSuite(or(l.Cipher, DefaultCipher)); err != nil {
-			add(p+".cipher", "%v", err)
-		}
-		if _, err := macsec.ParseValidateMode(or(l.Validate, "strict")); err != nil {
-			add(p+".validate", "%v", err)
-		}
 		if l.Offset != 0 && l.Offset != 30 && l.Offset != 50 {
 			add(p+".confidentiality_offset", "%d: want 0, 30 or 50", l.Offset)
 		}
@@ -441,22 +460,11 @@ func (c *Config) Check() Errors {
 		if l.ReplayWindow > 1<<30 {
 			add(p+".replay_window", "%d: want 0..%d", l.ReplayWindow, 1<<30)
 		}
-		switch l.Policy {
-		case "", "must-secure", "should-secure":
-		default:
-			add(p+".policy", "%q: want must-secure or should-secure", l.Policy)
-		}
 		if l.VLANsInClear < 0 || l.VLANsInClear > 2 {
 			add(p+".vlans_in_clear", "%d: want 0, 1 or 2", l.VLANsInClear)
 		}
 		if l.MTU != 0 && (l.MTU < 576 || l.MTU > 9150) {
 			add(p+".mtu", "%d: want 576..9150 (the line needs up to 40 more)", l.MTU)
-		}
-		if !validDatapath(l.Datapath) {
-			add(p+".datapath", "%q: want one of %s", l.Datapath, strings.Join(Datapaths, ", "))
-		}
-		if _, err := parseEtherType(l.EAPOLEtherType); err != nil {
-			add(p+".eapol_ethertype", "%v", err)
 		}
 		if l.Workers < 0 || l.Workers > 64 {
 			add(p+".workers", "%d: want 1..64 (0: the default, 1)", l.Workers)
@@ -479,24 +487,20 @@ func (c *Config) Check() Errors {
 func (c *Config) checkStatic(l *Link, p string, add func(string, string, ...any)) {
 	s := l.Static
 	suite := l.Suite()
-	if s.SCI != "" {
-		if _, err := macsec.ParseSCI(s.SCI); err != nil {
-			add(p+".sci", "%v", err)
-		}
-	}
 	checkSA(suite, &s.TX, c.keyDir, p+".tx", add)
 	if len(s.RX) == 0 {
 		add(p+".rx", "missing: at least one receive SC (the peer's SCI and SAs)")
 	}
-	scis := map[string]bool{}
+	scis := map[macsec.SCI]bool{}
 	for i := range s.RX {
 		rp := fmt.Sprintf("%s.rx[%d]", p, i)
-		if sci, err := macsec.ParseSCI(s.RX[i].SCI); err != nil {
-			add(rp+".sci", "%v", err)
-		} else if scis[sci.String()] {
+		switch sci := s.RX[i].SCI; {
+		case sci == 0:
+			add(rp+".sci", "missing: the peer's SCI, 16 hex digits (MAC address and 2-byte port)")
+		case scis[sci]:
 			add(rp+".sci", "%s is listed twice", sci)
-		} else {
-			scis[sci.String()] = true
+		default:
+			scis[sci] = true
 		}
 		if len(s.RX[i].SAs) == 0 {
 			add(rp+".sas", "missing: at least one SA")
@@ -532,13 +536,13 @@ func checkSA(suite macsec.CipherSuite, sa *SA, dir, p string, add func(string, s
 		}
 	}
 	if suite.XPN() {
-		if b, err := hex.DecodeString(sa.SSCI); err != nil || len(b) != 4 {
+		if len(sa.SSCI) != 4 {
 			add(p+".ssci", "%s needs an SSCI of 8 hex digits", suite)
 		}
-		if b, err := hex.DecodeString(sa.Salt); err != nil || len(b) != 12 {
+		if len(sa.Salt) != 12 {
 			add(p+".salt", "%s needs a salt of 24 hex digits", suite)
 		}
-	} else if sa.SSCI != "" || sa.Salt != "" {
+	} else if sa.SSCI != nil || sa.Salt != nil {
 		add(p, "ssci and salt are for the XPN cipher suites only")
 	}
 	if !suite.XPN() && sa.PN > 0xffffffff {
@@ -582,13 +586,11 @@ func (sa *SA) Params(suite macsec.CipherSuite, dir string) (macsec.SAParams, err
 		return macsec.SAParams{}, err
 	}
 	p := macsec.SAParams{AN: uint8(sa.AN), Key: k, PN: max(sa.PN, 1)}
+	if suite.XPN() && len(sa.SSCI) == 4 {
+		p.SSCI = binary.BigEndian.Uint32(sa.SSCI)
+	}
 	if suite.XPN() {
-		b, _ := hex.DecodeString(sa.SSCI)
-		if len(b) == 4 {
-			p.SSCI = binary.BigEndian.Uint32(b)
-		}
-		s, _ := hex.DecodeString(sa.Salt)
-		copy(p.Salt[:], s)
+		copy(p.Salt[:], sa.Salt)
 	}
 	return p, nil
 }

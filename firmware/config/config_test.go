@@ -117,3 +117,14 @@ func TestUnknownFieldsAndKindsWithPaths(t *testing.T) {
 		t.Errorf("Go's JSON wording leaked:\n%s", all)
 	}
 }
+
+// problems is every problem Load reports for a config text: the values
+// the decode rejected and Check's, together.
+func problems(t *testing.T, b string) string {
+	t.Helper()
+	c, errs, err := parse([]byte(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(errs, c.Check()...).Error()
+}

@@ -18,10 +18,10 @@ type ProtocolInClear struct {
 	Name string `json:"name"`
 	// Your own protocol's EtherType in hex, such as 0x88f7.
 	// Default: the built-in protocol's
-	EtherType string `json:"ethertype,omitempty"`
+	EtherType EtherType `json:"ethertype,omitempty"`
 	// Your own protocol's destination, a group MAC address.
 	// Default: the built-in protocol's
-	Destination string `json:"destination,omitempty"`
+	Destination MAC `json:"destination,omitzero"`
 }
 
 // InClearRule is what an exception lets through: untagged frames with
@@ -55,9 +55,7 @@ func (p *ProtocolInClear) Rule() InClearRule {
 	if r, ok := builtinInClear(p.Name); ok {
 		return r
 	}
-	et, _ := parseEtherType(p.EtherType)
-	da, _ := net.ParseMAC(p.Destination)
-	return InClearRule{Name: p.Name, EtherType: et, DAs: []net.HardwareAddr{da}}
+	return InClearRule{Name: p.Name, EtherType: uint16(p.EtherType), DAs: []net.HardwareAddr{p.Destination.HardwareAddr()}}
 }
 
 // InClearRules are the link's protocol exceptions.
@@ -91,17 +89,14 @@ func checkInClear(l *Link, p string, add func(string, string, ...any)) {
 		}
 		seen[x.Name] = true
 		if _, ok := builtinInClear(x.Name); ok {
-			if x.EtherType != "" || x.Destination != "" {
+			if x.EtherType != 0 || x.Destination != (MAC{}) {
 				add(xp, "%s is built in: leave out ethertype and destination", x.Name)
 			}
 			continue
 		}
-		et, err := parseEtherType(x.EtherType)
-		switch {
-		case x.EtherType == "":
+		switch et := uint16(x.EtherType); {
+		case et == 0:
 			add(xp+".ethertype", "missing: %s is not built in (%s): give its EtherType and destination", x.Name, strings.Join(BuiltinProtocolsInClear, ", "))
-		case err != nil:
-			add(xp+".ethertype", "%v", err)
 		case et == 0x88e5 || et == 0x8100 || et == 0x88a8 || et == 0x9100:
 			add(xp+".ethertype", "%#04x (MACsec or a VLAN tag) can never cross in clear", et)
 		default:
@@ -111,17 +106,14 @@ func checkInClear(l *Link, p string, add func(string, string, ...any)) {
 				}
 			}
 		}
-		da, err := net.ParseMAC(x.Destination)
-		switch {
-		case x.Destination == "":
+		switch da := x.Destination; {
+		case da == MAC{}:
 			add(xp+".destination", "missing: the group MAC address the protocol is sent to")
-		case err != nil || len(da) != 6:
-			add(xp+".destination", "%q is not a MAC address", x.Destination)
-		case da[0]&1 == 0:
+		case !da.Group():
 			add(xp+".destination", "%s is a unicast address: only control protocols sent to group addresses may cross in clear", da)
 		}
 	}
-	if len(l.ProtocolsInClear) > 0 && l.DatapathChoice() != "auto" && l.DatapathChoice() != "software" {
+	if len(l.ProtocolsInClear) > 0 && l.DatapathChoice() != DatapathAuto && l.DatapathChoice() != DatapathSoftware {
 		add(p+".datapath", "%s cannot pass protocols in clear (%s): use auto or software, or remove protocols_in_clear", l.DatapathChoice(), l.InClearNames())
 	}
 }

@@ -35,11 +35,7 @@ func TestProtocolsInClear(t *testing.T) {
 	  {"name": "macsec", "ethertype": "0x88e5", "destination": "01:00:00:00:00:01"},
 	  {"name": "mka", "ethertype": "0x876f", "destination": "01:80:c2:00:00:03"},
 	  {"name": "len", "ethertype": "0x0100", "destination": "zz"}`
-	c, err = Parse([]byte(cfg("kernel", bad)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := c.Check().Error()
+	all := problems(t, cfg("kernel", bad))
 	for _, want := range []string{
 		"links[0].protocols_in_clear[0]: lldp is built in: leave out ethertype and destination",
 		"links[0].protocols_in_clear[1].name: lldp is listed twice",

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding/hex"
 	"fmt"
 	"net"
 	"time"
@@ -45,7 +44,7 @@ type MKA struct {
 	// until a peer is live (or an MKPDU arrives to one of them), then
 	// keeps that address; `show mka` shows the one in use. MKPDUs are
 	// received at any address.
-	Destination string `json:"eapol_destination,omitempty"`
+	Destination Destination `json:"eapol_destination,omitzero"`
 	// MKA hello time, 500ms..6s (default 2s); the peer should match.
 	// Default: `2s`
 	//
@@ -53,7 +52,7 @@ type MKA struct {
 	// stays live) is three of them. Both ends should use the same: a peer
 	// with the standard 6 s life time drops a member that says hello less
 	// often than every 6 s.
-	TransmitInterval string `json:"transmit_interval,omitempty"`
+	TransmitInterval HelloTime `json:"transmit_interval,omitzero"`
 	// Periodic rekey interval, such as 24h (0: none).
 	// Default: none
 	//
@@ -61,7 +60,7 @@ type MKA struct {
 	// distributes a new SAK this often. It always does so when a PN passes
 	// 3/4 of the PN space, when a live peer joins or leaves, and on
 	// `secwire request mka rekey LINK`.
-	RekeyInterval string `json:"rekey_interval,omitempty"`
+	RekeyInterval RekeyTime `json:"rekey_interval,omitzero"`
 	// Send the ICV Indicator parameter set (some Cisco platforms).
 	// Default: `false`
 	//
@@ -74,7 +73,7 @@ type MKA struct {
 type CAKEntry struct {
 	// CKN, 2..64 hex digits (1..32 octets).
 	// Default: (required)
-	CKN string `json:"ckn"`
+	CKN Hex `json:"ckn"`
 	// CAK, 32 or 64 hex digits (prompted without echo).
 	// Default: one of `cak` and `cak_file`
 	//
@@ -85,17 +84,17 @@ type CAKEntry struct {
 	CAKFile string `json:"cak_file,omitempty"`
 	// Valid from, RFC 3339 (2026-12-01T00:00:00Z).
 	// Default: valid from the start
-	Start string `json:"start,omitempty"`
+	Start time.Time `json:"start,omitzero"`
 	// Valid until, RFC 3339.
 	// Default: never expires
-	End string `json:"end,omitempty"`
+	End time.Time `json:"end,omitzero"`
 }
 
 // FallbackKey is the fallback CKN and CAK.
 type FallbackKey struct {
 	// Fallback CKN (hex, 2..64 digits), not one of the key chain's.
 	// Default: (required)
-	CKN string `json:"ckn"`
+	CKN Hex `json:"ckn"`
 	// Fallback CAK, 32 or 64 hex digits (prompted without echo).
 	// Default: one of `cak` and `cak_file`
 	CAK string `json:"cak,omitempty"`
@@ -103,10 +102,6 @@ type FallbackKey struct {
 	// Default: one of `cak` and `cak_file`
 	CAKFile string `json:"cak_file,omitempty"`
 }
-
-// DestinationAuto is the eapol_destination that searches for an address
-// the circuit passes.
-const DestinationAuto = "auto"
 
 // DefaultMKAPriority is the key server priority when none is configured.
 const DefaultMKAPriority = 16
@@ -121,36 +116,13 @@ func (m *MKA) KeyServerPriority() uint8 {
 
 // DestinationAddress is the configured MKPDU destination, nil for MKA's
 // default (and for auto, which starts there).
-func (m *MKA) DestinationAddress() net.HardwareAddr {
-	a, _ := net.ParseMAC(m.Destination)
-	return a
-}
+func (m *MKA) DestinationAddress() net.HardwareAddr { return m.Destination.MAC.HardwareAddr() }
 
 // AutoDestination reports whether eapol_destination is auto.
-func (m *MKA) AutoDestination() bool { return m.Destination == DestinationAuto }
+func (m *MKA) AutoDestination() bool { return m.Destination.Auto }
 
 // Hello is the MKA hello time, 0 for the default.
-func (m *MKA) Hello() time.Duration {
-	d, _ := parseHello(m.TransmitInterval)
-	return d
-}
-
-// Hello time bounds (Junos transmit-interval allows the same).
-const (
-	MinTransmitInterval = 500 * time.Millisecond
-	MaxTransmitInterval = 6 * time.Second
-)
-
-func parseHello(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < MinTransmitInterval || d > MaxTransmitInterval {
-		return 0, fmt.Errorf("%q: want %s to %s, such as 2s (the default) or 500ms", s, MinTransmitInterval, MaxTransmitInterval)
-	}
-	return d, nil
-}
+func (m *MKA) Hello() time.Duration { return m.TransmitInterval.D }
 
 // LoadCAK returns the fallback CAK; a relative cak_file is read from dir
 // (Config.KeyDir). Errors never contain it.
@@ -158,34 +130,8 @@ func (f *FallbackKey) LoadCAK(dir string) (macsec.Key, error) {
 	return loadKey(f.CAK, keyPath(dir, f.CAKFile), 16, 32)
 }
 
-// CKNBytes is the decoded CKN.
-func (f *FallbackKey) CKNBytes() []byte {
-	b, _ := hex.DecodeString(f.CKN)
-	return b
-}
-
 // Interval is the periodic rekey interval, 0 for none.
-func (m *MKA) Interval() time.Duration {
-	d, _ := parseInterval(m.RekeyInterval)
-	return d
-}
-
-func parseInterval(s string) (time.Duration, error) {
-	if s == "" || s == "0" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 10*time.Second {
-		return 0, fmt.Errorf("%q: want a duration of at least 10s, such as 30m or 24h, or 0 for none", s)
-	}
-	return d, nil
-}
-
-// CKNBytes is the decoded CKN.
-func (e *CAKEntry) CKNBytes() []byte {
-	b, _ := hex.DecodeString(e.CKN)
-	return b
-}
+func (m *MKA) Interval() time.Duration { return m.RekeyInterval.D }
 
 // LoadCAK returns the CAK (16 or 32 octets); a relative cak_file is read
 // from dir (Config.KeyDir). Errors never contain it.
@@ -194,22 +140,7 @@ func (e *CAKEntry) LoadCAK(dir string) (macsec.Key, error) {
 }
 
 // Validity is the entry's start and end (zero when open).
-func (e *CAKEntry) Validity() (start, end time.Time) {
-	start, _ = parseTime(e.Start)
-	end, _ = parseTime(e.End)
-	return start, end
-}
-
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q: want RFC 3339 time such as 2026-12-01T00:00:00Z", s)
-	}
-	return t, nil
-}
+func (e *CAKEntry) Validity() (start, end time.Time) { return e.Start, e.End }
 
 func checkMKA(m *MKA, dir, p string, add func(string, string, ...any)) {
 	if len(m.KeyChain) == 0 {
@@ -220,57 +151,36 @@ func checkMKA(m *MKA, dir, p string, add func(string, string, ...any)) {
 		e := &m.KeyChain[i]
 		ep := fmt.Sprintf("%s.key_chain[%d]", p, i)
 		if checkCKN(e.CKN, ep+".ckn", add) {
-			if j, dup := seen[e.CKN]; dup {
+			if j, dup := seen[string(e.CKN)]; dup {
 				add(ep+".ckn", "same CKN as key_chain[%d]", j)
 			}
-			seen[e.CKN] = i
+			seen[string(e.CKN)] = i
 		}
 		checkCAK(e.CAK, e.CAKFile, func() (macsec.Key, error) { return e.LoadCAK(dir) }, ep, add)
-		start, errS := parseTime(e.Start)
-		end, errE := parseTime(e.End)
-		if errS != nil {
-			add(ep+".start", "%v", errS)
-		}
-		if errE != nil {
-			add(ep+".end", "%v", errE)
-		}
-		if errS == nil && errE == nil && !start.IsZero() && !end.IsZero() && !end.After(start) {
-			add(ep+".end", "%s is not after start %s", e.End, e.Start)
+		if !e.Start.IsZero() && !e.End.IsZero() && !e.End.After(e.Start) {
+			add(ep+".end", "%s is not after start %s", e.End.Format(time.RFC3339), e.Start.Format(time.RFC3339))
 		}
 	}
 	if m.Priority != nil && (*m.Priority < 0 || *m.Priority > 255) {
 		add(p+".priority", "%d: want 0..255 (lower wins; 255 never serves keys)", *m.Priority)
 	}
-	if m.Destination != "" && m.Destination != DestinationAuto {
-		if a, err := net.ParseMAC(m.Destination); err != nil || len(a) != 6 {
-			add(p+".eapol_destination", "%q: want a MAC address such as 01:80:c2:00:00:03, or auto", m.Destination)
-		}
-	}
-	if _, err := parseHello(m.TransmitInterval); err != nil {
-		add(p+".transmit_interval", "%v", err)
-	}
 	if f := m.Fallback; f != nil {
 		fp := p + ".fallback_key"
 		checkCKN(f.CKN, fp+".ckn", add)
-		if j, dup := seen[f.CKN]; dup && f.CKN != "" {
+		if j, dup := seen[string(f.CKN)]; dup && len(f.CKN) > 0 {
 			add(fp+".ckn", "same CKN as key_chain[%d]: the fallback key needs its own CKN", j)
 		}
 		checkCAK(f.CAK, f.CAKFile, func() (macsec.Key, error) { return f.LoadCAK(dir) }, fp, add)
 	}
-	if _, err := parseInterval(m.RekeyInterval); err != nil {
-		add(p+".rekey_interval", "%v", err)
-	}
 }
 
 // checkCKN reports whether ckn is a valid CKN.
-func checkCKN(ckn, path string, add func(string, string, ...any)) bool {
-	switch b, err := hex.DecodeString(ckn); {
-	case ckn == "":
+func checkCKN(ckn Hex, path string, add func(string, string, ...any)) bool {
+	switch {
+	case len(ckn) == 0:
 		add(path, "missing: 2 to 64 hex digits")
-	case err != nil:
-		add(path, "not hex (an even number of digits 0-9, a-f; %d characters given)", len(ckn))
-	case len(b) > 32:
-		add(path, "%d octets: at most 32 (64 hex digits)", len(b))
+	case len(ckn) > 32:
+		add(path, "%d octets: at most 32 (64 hex digits)", len(ckn))
 	default:
 		return true
 	}

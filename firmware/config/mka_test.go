@@ -43,11 +43,7 @@ func TestCheckMKAErrors(t *testing.T) {
     {"ckn": "0a0b", "cak": "zz", "start": "tomorrow"}
   ],
   "priority": 300, "eapol_destination": "01:80:c2", "rekey_interval": "1s"}}]}`
-	c, err := Parse([]byte(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := c.Check().Error()
+	all := problems(t, cfg)
 	for _, w := range []string{
 		"links[0].mka.key_chain[0].ckn: not hex",
 		"links[0].mka.key_chain[0].cak: key is 2 octets (4 hex digits): want 16 or 32 octets (32 or 64 hex digits)",

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"strings"
 )
 
 // The settings a network operations centre needs: clock synchronisation,
@@ -24,7 +23,7 @@ type NTP struct {
 type NTPServer struct {
 	// The server's IP address.
 	// Default: (required)
-	Address string `json:"address"`
+	Address netip.Addr `json:"address"`
 	// Require Network Time Security (RFC 8915) from this server.
 	// Default: `false`
 	//
@@ -59,7 +58,7 @@ type SyslogHost struct {
 	// Default: (required)
 	//
 	// One entry per address.
-	Address string `json:"address"`
+	Address netip.Addr `json:"address"`
 	// Collector port (default 514, tls 6514).
 	// Default: 514, 6514 for `tls`
 	Port int `json:"port,omitempty"`
@@ -67,13 +66,10 @@ type SyslogHost struct {
 	// Default: `udp`
 	//
 	// `udp` is RFC 5426, `tcp` RFC 6587 (octet counting), `tls` RFC 5425.
-	Transport string `json:"transport,omitempty"`
+	Transport Transport `json:"transport,omitempty"`
 	// Lowest severity sent (default info).
 	// Default: `info`
-	//
-	// `emergency` `alert` `critical` `error` `warning` `notice` `info`
-	// `debug`.
-	Severity string `json:"severity,omitempty"`
+	Severity Severity `json:"severity,omitempty"`
 	// TLS: CA certificate (PEM) on the config partition that signed the collector's.
 	// Default: (`tls` only, required)
 	//
@@ -98,39 +94,32 @@ const (
 	DefaultSyslogTLS    = 6514
 )
 
-// SyslogTransports are the ways to reach a collector.
-var SyslogTransports = []string{"udp", "tcp", "tls"}
-
-// Severities are the syslog severities (RFC 5424), most severe first:
-// the index is the severity's number.
-var Severities = []string{"emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"}
-
-// SeverityLevel is the RFC 5424 number of a severity name, -1 if unknown.
-func SeverityLevel(s string) int {
-	for i, n := range Severities {
-		if n == s {
-			return i
-		}
+// TransportName is the host's transport, udp when unset.
+func (h *SyslogHost) TransportName() Transport {
+	if h.Transport == "" {
+		return TransportUDP
 	}
-	return -1
+	return h.Transport
 }
-
-// TransportName is the host's transport, "udp" when unset.
-func (h *SyslogHost) TransportName() string { return or(h.Transport, "udp") }
 
 // PortNumber is the host's port or the transport's default.
 func (h *SyslogHost) PortNumber() int {
 	switch {
 	case h.Port != 0:
 		return h.Port
-	case h.Transport == "tls":
+	case h.Transport == TransportTLS:
 		return DefaultSyslogTLS
 	}
 	return DefaultSyslogPort
 }
 
 // SeverityName is the lowest severity sent to the host.
-func (h *SyslogHost) SeverityName() string { return or(h.Severity, "info") }
+func (h *SyslogHost) SeverityName() Severity {
+	if h.Severity == "" {
+		return DefaultSeverity
+	}
+	return h.Severity
+}
 
 // CAPath is the CA file's path, relative names taken from dir (the
 // config's directory).
@@ -151,17 +140,16 @@ func (s *Syslog) BufferSize() int {
 
 func checkNOC(s *System, add func(string, string, ...any)) {
 	if n := s.NTP; n != nil {
-		seen := map[string]bool{}
+		seen := map[netip.Addr]bool{}
 		for i, srv := range n.Server {
 			p := fmt.Sprintf("system.ntp.server[%d].address", i)
-			a, err := netip.ParseAddr(srv.Address)
-			switch {
-			case err != nil || a.IsUnspecified() || a.IsMulticast():
-				add(p, "%q: want the server's IP address (the appliance has no DNS resolver)", srv.Address)
-			case seen[a.String()]:
+			switch a := srv.Address; {
+			case !a.IsValid() || a.IsUnspecified() || a.IsMulticast():
+				add(p, "%q: want the server's IP address (the appliance has no DNS resolver)", addrString(a))
+			case seen[a]:
 				add(p, "%s is listed twice", a)
 			}
-			seen[a.String()] = true
+			seen[srv.Address] = true
 			if !srv.NTS && (srv.CAFile != "" || srv.ServerName != "") {
 				add(fmt.Sprintf("system.ntp.server[%d].nts", i), "ca_file and server_name are for NTS servers: set nts")
 			}
@@ -174,32 +162,24 @@ func checkNOC(s *System, add func(string, string, ...any)) {
 		if sl.Buffer < 0 || sl.Buffer > 100000 {
 			add("system.syslog.buffer", "%d: want 1..100000 messages (0: the default, %d)", sl.Buffer, DefaultSyslogBuffer)
 		}
-		seen := map[string]int{}
+		seen := map[netip.Addr]int{}
 		for i := range sl.Host {
 			h := &sl.Host[i]
 			p := fmt.Sprintf("system.syslog.host[%d]", i)
-			a, err := netip.ParseAddr(h.Address)
-			if err != nil || a.IsUnspecified() || a.IsMulticast() {
-				add(p+".address", "%q: want the collector's IP address (the appliance has no DNS resolver)", h.Address)
-			} else if j, dup := seen[a.String()]; dup {
+			a := h.Address
+			if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
+				add(p+".address", "%q: want the collector's IP address (the appliance has no DNS resolver)", addrString(a))
+			} else if j, dup := seen[a]; dup {
 				add(p+".address", "%s is also host[%d]", a, j)
 			}
-			seen[a.String()] = i
+			seen[a] = i
 			if h.Port < 0 || h.Port > 65535 {
 				add(p+".port", "%d: want 1..65535 (0: the default, 514 or 6514 for tls)", h.Port)
 			}
-			switch h.Transport {
-			case "", "udp", "tcp", "tls":
-			default:
-				add(p+".transport", "%q: want %s", h.Transport, strings.Join(SyslogTransports, ", "))
-			}
-			if h.Severity != "" && SeverityLevel(h.Severity) < 0 {
-				add(p+".severity", "%q: want one of %s", h.Severity, strings.Join(Severities, ", "))
-			}
-			if h.Transport == "tls" && h.CAFile == "" {
+			if h.Transport == TransportTLS && h.CAFile == "" {
 				add(p+".ca_file", "missing: tls needs the CA certificate (PEM) that signed the collector's certificate, a file on the config partition")
 			}
-			if h.Transport != "tls" && (h.CAFile != "" || h.ServerName != "") {
+			if h.Transport != TransportTLS && (h.CAFile != "" || h.ServerName != "") {
 				add(p+".transport", "ca_file and server_name are for transport tls")
 			}
 		}
@@ -211,4 +191,12 @@ func checkNOC(s *System, add func(string, string, ...any)) {
 			add("system.metrics.port", "%d is the SSH port", m.Port)
 		}
 	}
+}
+
+// addrString is an address as the config writes it, "" when unset.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

@@ -211,6 +211,10 @@ func (s *System) Copy() System {
 // deepCopy copies src into dst (the config model holds only structs,
 // pointers, slices, maps and plain values).
 func deepCopy(dst, src reflect.Value) {
+	if src.Kind() != reflect.Pointer && IsText(src.Type()) && src.Kind() != reflect.Slice {
+		dst.Set(src) // a value such as netip.Addr: its state is unexported, and immutable
+		return
+	}
 	switch src.Kind() {
 	case reflect.Pointer:
 		if src.IsNil() {

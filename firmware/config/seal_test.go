@@ -10,7 +10,7 @@ import (
 
 func mkaConfig(cak string) *Config {
 	return &Config{Links: []Link{{Name: "l0", Plain: "eth0", Line: "eth1",
-		MKA: &MKA{KeyChain: []CAKEntry{{CKN: "aa01", CAK: cak}}}}}}
+		MKA: &MKA{KeyChain: []CAKEntry{{CKN: Hex{0xaa, 0x01}, CAK: cak}}}}}}
 }
 
 func TestSealedConfigHasNoKeyAndLoads(t *testing.T) {
@@ -58,8 +58,8 @@ func TestSealedValueMovedToAnotherFieldFails(t *testing.T) {
 	}
 	cakA, cakB := strings.Repeat("a1", 16), strings.Repeat("b2", 16)
 	c := &Config{Links: []Link{
-		{Name: "l0", Plain: "eth0", Line: "eth1", MKA: &MKA{KeyChain: []CAKEntry{{CKN: "01", CAK: cakA}, {CKN: "02", CAK: cakB}}}},
-		{Name: "l1", Plain: "eth2", Line: "eth3", MKA: &MKA{KeyChain: []CAKEntry{{CKN: "01", CAK: cakB}}}},
+		{Name: "l0", Plain: "eth0", Line: "eth1", MKA: &MKA{KeyChain: []CAKEntry{{CKN: Hex{0x01}, CAK: cakA}, {CKN: Hex{0x02}, CAK: cakB}}}},
+		{Name: "l1", Plain: "eth2", Line: "eth3", MKA: &MKA{KeyChain: []CAKEntry{{CKN: Hex{0x01}, CAK: cakB}}}},
 	}}
 	sealed := c.Sealed(s)
 	if err := sealed.Clone().Unseal(s); err != nil {
@@ -77,7 +77,7 @@ func TestSealedValueMovedToAnotherFieldFails(t *testing.T) {
 		}, "links[0].mka.key_chain[0].cak"},
 		{"links renamed", func(c *Config) { c.Links[0].Name, c.Links[1].Name = c.Links[1].Name, c.Links[0].Name }, "links[0].mka.key_chain[0].cak"},
 		{"to the fallback key", func(c *Config) {
-			c.Links[1].MKA.Fallback = &FallbackKey{CKN: "01", CAK: c.Links[1].MKA.KeyChain[0].CAK}
+			c.Links[1].MKA.Fallback = &FallbackKey{CKN: Hex{0x01}, CAK: c.Links[1].MKA.KeyChain[0].CAK}
 		}, "links[1].mka.fallback_key.cak"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

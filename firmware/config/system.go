@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -54,10 +53,10 @@ type Management struct {
 	VLAN int `json:"vlan,omitempty"`
 	// Address with prefix length, such as 192.0.2.10/24.
 	// Default: (required)
-	Address string `json:"address"`
+	Address netip.Prefix `json:"address"`
 	// Default gateway for management traffic.
 	// Default: none
-	Gateway string `json:"gateway,omitempty"`
+	Gateway netip.Addr `json:"gateway,omitzero"`
 }
 
 // SSH tunes the SSH server.
@@ -69,7 +68,7 @@ type SSH struct {
 	// Default: `15m`
 	//
 	// A duration from `1m` to `24h`, or `"0"`: never.
-	IdleTimeout string `json:"idle_timeout,omitempty"`
+	IdleTimeout IdleTime `json:"idle_timeout,omitzero"`
 }
 
 // User is someone who may log in. Role admin may configure; operator may
@@ -81,7 +80,7 @@ type User struct {
 	Name string `json:"name"`
 	// admin (may configure) or operator (show only).
 	// Default: (required)
-	Role string `json:"role"`
+	Role Role `json:"role"`
 	// Password (prompted without echo), or a bcrypt hash from 'secwire passwd'.
 	// Default: none
 	//
@@ -93,9 +92,6 @@ type User struct {
 	// The file holds a list of authorized_keys lines.
 	SSHKeys []string `json:"ssh_keys,omitempty"`
 }
-
-// Roles are the user classes.
-var Roles = []string{"admin", "operator"}
 
 // Defaults of the system settings.
 const (
@@ -113,11 +109,10 @@ func (s *System) SSHPort() int {
 
 // IdleTimeout is how long an idle session lasts; 0 is forever.
 func (s *System) IdleTimeout() time.Duration {
-	if s.SSH == nil || s.SSH.IdleTimeout == "" {
+	if s.SSH == nil || !s.SSH.IdleTimeout.Set {
 		return DefaultIdleTimeout
 	}
-	d, _ := parseIdle(s.SSH.IdleTimeout)
-	return d
+	return s.SSH.IdleTimeout.D
 }
 
 // User returns the named user, nil if there is none.
@@ -134,28 +129,11 @@ func (s *System) User(name string) *User {
 // console runs the first-boot setup.
 func (s *System) HasAdmin() bool {
 	for _, u := range s.Users {
-		if u.Role == "admin" && (u.Password != "" || len(u.SSHKeys) > 0) {
+		if u.Role == RoleAdmin && (u.Password != "" || len(u.SSHKeys) > 0) {
 			return true
 		}
 	}
 	return false
-}
-
-// Prefix is the management address (Check has accepted it).
-func (m *Management) Prefix() netip.Prefix {
-	p, _ := netip.ParsePrefix(m.Address)
-	return p
-}
-
-func parseIdle(s string) (time.Duration, error) {
-	if s == "0" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < time.Minute || d > 24*time.Hour {
-		return 0, fmt.Errorf("%q: want a duration from 1m to 24h, such as 15m, or 0 for none", s)
-	}
-	return d, nil
 }
 
 var userName = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
@@ -198,30 +176,19 @@ func checkSystem(c *Config, add func(string, string, ...any)) {
 		if m.VLAN < 0 || m.VLAN > 4094 {
 			add(p+".vlan", "%d: want 1..4094 (0: untagged)", m.VLAN)
 		}
-		pfx, err := netip.ParsePrefix(m.Address)
-		if m.Address == "" {
+		pfx := m.Address
+		if !pfx.IsValid() {
 			add(p+".address", "missing: an address with prefix length, such as 192.0.2.10/24")
-		} else if err != nil || pfx.Addr().IsUnspecified() || pfx.Addr().IsMulticast() {
-			add(p+".address", "%q: want an address with prefix length, such as 192.0.2.10/24", m.Address)
+		} else if pfx.Addr().IsUnspecified() || pfx.Addr().IsMulticast() {
+			add(p+".address", "%q: want an address with prefix length, such as 192.0.2.10/24", pfx)
 		}
-		if m.Gateway != "" {
-			gw, err := netip.ParseAddr(m.Gateway)
-			switch {
-			case err != nil:
-				add(p+".gateway", "%q: want an IP address", m.Gateway)
-			case pfx.IsValid() && !pfx.Masked().Contains(gw):
-				add(p+".gateway", "%s is not in %s", gw, pfx.Masked())
-			}
+		if gw := m.Gateway; gw.IsValid() && pfx.IsValid() && !pfx.Masked().Contains(gw) {
+			add(p+".gateway", "%s is not in %s", gw, pfx.Masked())
 		}
 	}
 	if x := s.SSH; x != nil {
 		if x.Port < 0 || x.Port > 65535 {
 			add("system.ssh.port", "%d: want 1..65535 (0: the default, 22)", x.Port)
-		}
-		if x.IdleTimeout != "" {
-			if _, err := parseIdle(x.IdleTimeout); err != nil {
-				add("system.ssh.idle_timeout", "%v", err)
-			}
 		}
 	}
 	checkNOC(s, add)
@@ -235,8 +202,8 @@ func checkSystem(c *Config, add func(string, string, ...any)) {
 			add(p+".name", "%q is also users[%d]", u.Name, j)
 		}
 		seen[u.Name] = i
-		if u.Role != "admin" && u.Role != "operator" {
-			add(p+".role", "%q: want %s", u.Role, strings.Join(Roles, " or "))
+		if u.Role == "" {
+			add(p+".role", "missing: admin (may configure) or operator (may only look)")
 		}
 		if u.Password != "" {
 			if _, err := bcrypt.Cost([]byte(u.Password)); err != nil {

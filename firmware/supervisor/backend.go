@@ -37,7 +37,7 @@ var sysfsRoot = "/sys"
 func plan(lc config.Link, c macsec.Config) (try []string, skipped []string) {
 	choice := lc.DatapathChoice()
 	if choice != "auto" {
-		return []string{choice}, nil
+		return []string{string(choice)}, nil
 	}
 	// Only the Go datapath passes protocol exceptions; config.Check
 	// refuses them with a forced kernel or offload backend.

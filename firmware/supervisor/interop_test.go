@@ -14,6 +14,7 @@ import (
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/supervisor"
 	"github.com/secwire/secwire/internal/netns"
+	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/qemu/guest"
 )
 
@@ -108,8 +109,8 @@ network={
 
 			prio := c.swPrio
 			cfg := &config.Config{Links: []config.Link{{
-				Name: "l0", Plain: "sw-plain", Line: "sw-line", Cipher: "gcm-aes-128", Datapath: datapath,
-				MKA: &config.MKA{Priority: &prio, KeyChain: []config.CAKEntry{{CKN: ckn, CAK: cak}}},
+				Name: "l0", Plain: "sw-plain", Line: "sw-line", Cipher: macsec.GCMAES128, Datapath: config.Datapath(datapath),
+				MKA: &config.MKA{Priority: &prio, KeyChain: []config.CAKEntry{{CKN: mustHex(ckn), CAK: cak}}},
 			}}}
 			ctx, cancel := context.WithCancel(context.Background())
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -62,8 +62,8 @@ func TestOffloadSelectionOnNetdevsim(t *testing.T) {
 	start := func(t *testing.T, datapath string) (*supervisor.Supervisor, error) {
 		sa := config.SA{AN: 0, Key: strings.Repeat("5a", 16), PN: 100}
 		cfg := &config.Config{Links: []config.Link{{
-			Name: "l0", Plain: "plain0", Line: w.line, Cipher: "gcm-aes-128", Datapath: datapath,
-			Static: &config.StaticKeys{TX: sa, RX: []config.RxSC{{SCI: w.farSCI, SAs: []config.SA{sa}}}},
+			Name: "l0", Plain: "plain0", Line: w.line, Cipher: macsec.GCMAES128, Datapath: config.Datapath(datapath),
+			Static: &config.StaticKeys{TX: sa, RX: []config.RxSC{{SCI: mustSCI(w.farSCI), SAs: []config.SA{sa}}}},
 		}}}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		return supervisor.Start(context.Background(), cfg, supervisor.Options{Log: log, StateDir: t.TempDir()})

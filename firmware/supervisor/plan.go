@@ -68,7 +68,7 @@ func Plan(prev, next *config.Config) []Change {
 			// line; it learns a new one only when it starts.
 			restart = append(restart, "system.management.vlan")
 		}
-		for _, f := range linkDiff(*ol, *nl, "") {
+		for _, f := range linkDiff(ol.Effective(), nl.Effective(), "") {
 			p := fmt.Sprintf("links[%d].%s", i, f)
 			if inPlace(f) {
 				soft = append(soft, p)
@@ -118,7 +118,7 @@ func linkDiff(a, b any, prefix string) []string {
 // running link: the KaY takes the new tunables and key chain, the SecY,
 // datapath and ports stay as they are.
 func (l *link) reconfigure(nl config.Link) error {
-	changed := linkDiff(l.cfg, nl, "")
+	changed := linkDiff(l.cfg.Effective(), nl.Effective(), "")
 	var tunables, keys bool
 	for _, f := range changed {
 		switch {

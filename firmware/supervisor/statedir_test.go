@@ -81,8 +81,8 @@ func stateDirFails(t *testing.T, datapath string) {
 	key := strings.Repeat("3c", 16)
 	sa := config.SA{AN: 0, Key: key, PN: 1}
 	cfg := &config.Config{Links: []config.Link{{
-		Name: "l0", Plain: "plain", Line: "line", Datapath: datapath, LinkFault: new(bool),
-		Static: &config.StaticKeys{TX: sa, RX: []config.RxSC{{SCI: "025e00000b010001", SAs: []config.SA{sa}}}},
+		Name: "l0", Plain: "plain", Line: "line", Datapath: config.Datapath(datapath), LinkFault: new(bool),
+		Static: &config.StaticKeys{TX: sa, RX: []config.RxSC{{SCI: 0x025e00000b010001, SAs: []config.SA{sa}}}},
 	}}}
 	var logMu sync.Mutex
 	var logs bytes.Buffer

@@ -403,7 +403,7 @@ func (s *Supervisor) clockWarning(lc config.Link) string {
 		return ""
 	}
 	for _, e := range lc.MKA.KeyChain {
-		if e.Start != "" || e.End != "" {
+		if !e.Start.IsZero() || !e.End.IsZero() {
 			return "the clock was never synchronised (system ntp): key chain start/end times, and so rollover times, are unreliable"
 		}
 	}

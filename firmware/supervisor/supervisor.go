@@ -439,8 +439,8 @@ func (s *Supervisor) startLink(ctx context.Context, lc config.Link, keyDir strin
 		log.Warn(fmt.Sprintf("plaintext port %s: MTU %d is above the link's %d; longer frames are dropped and counted", lc.Plain, plain.MTU, lc.PlainMTU()))
 	}
 	sci := macsec.MakeSCI(line.HardwareAddr, 1)
-	if lc.Static != nil && lc.Static.SCI != "" {
-		sci, _ = macsec.ParseSCI(lc.Static.SCI)
+	if lc.Static != nil && lc.Static.SCI != 0 {
+		sci = lc.Static.SCI
 	}
 	l.secyCfg = macsec.Config{
 		Suite: lc.Suite(), SCI: sci, SendSCI: lc.SendsSCI(), EndStation: !lc.SendsSCI(),
@@ -538,7 +538,7 @@ func (sv *Supervisor) installStatic(l *link, lc config.Link) error {
 		return err
 	}
 	for i, sc := range st.RX {
-		sci, _ := macsec.ParseSCI(sc.SCI)
+		sci := sc.SCI
 		for j, sa := range sc.SAs {
 			p, err := sa.Params(suite, l.keyDir)
 			if err != nil {
@@ -699,7 +699,7 @@ func loadChain(m *config.MKA, keyDir string) ([]mka.CAK, *mka.CAK, error) {
 			return nil, nil, fmt.Errorf("mka.key_chain[%d]: %w", i, err)
 		}
 		start, end := e.Validity()
-		keys = append(keys, mka.CAK{CKN: e.CKNBytes(), Key: cak, Start: start, End: end})
+		keys = append(keys, mka.CAK{CKN: e.CKN, Key: cak, Start: start, End: end})
 	}
 	var fallback *mka.CAK
 	if f := m.Fallback; f != nil {
@@ -707,7 +707,7 @@ func loadChain(m *config.MKA, keyDir string) ([]mka.CAK, *mka.CAK, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("mka.fallback_key: %w", err)
 		}
-		fallback = &mka.CAK{CKN: f.CKNBytes(), Key: cak}
+		fallback = &mka.CAK{CKN: f.CKN, Key: cak}
 	}
 	return keys, fallback, nil
 }

@@ -150,7 +150,7 @@ func (s *Service) Apply(c *config.Config) {
 	if changed {
 		s.per, s.nts = map[string]*ServerStatus{}, map[string]**ntsSession{}
 		for _, srv := range servers {
-			s.nts[srv.Address] = new(*ntsSession)
+			s.nts[srv.Address.String()] = new(*ntsSession)
 		}
 	}
 	s.mu.Unlock()
@@ -202,7 +202,7 @@ func (s *Service) Sync(ctx context.Context) bool {
 		go func() {
 			defer wg.Done()
 			sm, err := s.o.Query(ctx, srv, s.Now)
-			answers[i] = answer{srv.Address, sm, err}
+			answers[i] = answer{srv.Address.String(), sm, err}
 		}()
 	}
 	wg.Wait()
@@ -224,7 +224,7 @@ func (s *Service) Sync(ctx context.Context) bool {
 				best = a
 			}
 		}
-		if slices.ContainsFunc(s.servers, func(c config.NTPServer) bool { return c.Address == a.server }) {
+		if slices.ContainsFunc(s.servers, func(c config.NTPServer) bool { return c.Address.String() == a.server }) {
 			s.per[a.server] = st
 		}
 	}
@@ -246,15 +246,15 @@ func (s *Service) Sync(ctx context.Context) bool {
 // plain NTP, which would defeat it), else NTP.
 func (s *Service) query(ctx context.Context, srv config.NTPServer, now func() time.Time) (Sample, error) {
 	if !srv.NTS {
-		return queryNTP(ctx, srv.Address, now)
+		return queryNTP(ctx, srv.Address.String(), now)
 	}
 	s.mu.Lock()
-	slot := s.nts[srv.Address]
+	slot := s.nts[srv.Address.String()]
 	s.mu.Unlock()
 	if slot == nil {
 		slot = new(*ntsSession)
 	}
-	n := NTSServer{Address: srv.Address, ServerName: srv.ServerName}
+	n := NTSServer{Address: srv.Address.String(), ServerName: srv.ServerName}
 	if srv.CAFile != "" {
 		n.CAFile = srv.CAFile
 		if !filepath.IsAbs(n.CAFile) {
@@ -391,10 +391,10 @@ func (s *Service) Status() Status {
 	st := Status{Now: s.nowLocked(), Synchronized: synced, SystemClock: s.o.Setter != nil, Source: s.source, SourceNTS: s.sourceNTS, Stratum: s.stratum,
 		Offset: s.measured, LastSync: s.last, RTCWritten: s.rtcSet, RTCError: s.rtcErr, Servers: []ServerStatus{}}
 	for _, a := range s.servers {
-		if p := s.per[a.Address]; p != nil {
+		if p := s.per[a.Address.String()]; p != nil {
 			st.Servers = append(st.Servers, *p)
 		} else {
-			st.Servers = append(st.Servers, ServerStatus{Address: a.Address, Error: "not asked yet"})
+			st.Servers = append(st.Servers, ServerStatus{Address: a.Address.String(), Error: "not asked yet"})
 		}
 	}
 	return st

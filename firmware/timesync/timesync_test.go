@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +60,7 @@ func (l *logBuf) String() string {
 func servers(a ...string) *config.Config {
 	c := &config.Config{System: config.System{NTP: &config.NTP{}}}
 	for _, s := range a {
-		c.System.NTP.Server = append(c.System.NTP.Server, config.NTPServer{Address: s})
+		c.System.NTP.Server = append(c.System.NTP.Server, config.NTPServer{Address: netip.MustParseAddr(s)})
 	}
 	return c
 }
@@ -76,10 +77,10 @@ func TestStepSlewAndAudit(t *testing.T) {
 	s := New(Options{Setter: set, RTC: rtc, Log: slog.New(slog.NewTextHandler(lb, nil)),
 		OnStep: func(by time.Duration, _, _ time.Time) { audited = append(audited, by) },
 		Query: func(_ context.Context, srv config.NTPServer, _ func() time.Time) (Sample, error) {
-			if sm, ok := offsets[srv.Address]; ok {
+			if sm, ok := offsets[srv.Address.String()]; ok {
 				return sm, nil
 			}
-			return Sample{}, errors.New("no answer from " + srv.Address)
+			return Sample{}, errors.New("no answer from " + srv.Address.String())
 		}})
 	s.Apply(servers("192.0.2.1", "192.0.2.2", "192.0.2.9"))
 	if s.Synced() {

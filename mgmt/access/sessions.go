@@ -51,8 +51,8 @@ func (s *Sessions) Reconcile(sys *config.System) int {
 		switch {
 		case u == nil:
 			reason = "user " + x.user + " was deleted by a commit"
-		case u.Role != x.role:
-			reason = "user " + x.user + " is now " + u.Role + " (was " + x.role + "): log in again"
+		case string(u.Role) != x.role:
+			reason = "user " + x.user + " is now " + string(u.Role) + " (was " + x.role + "): log in again"
 		default:
 			continue
 		}

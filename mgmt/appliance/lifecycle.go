@@ -138,7 +138,7 @@ func (h *bootHealth) missing() []string {
 		}
 	}
 	if mg := running.System.Management; mg != nil {
-		addr := net.JoinHostPort(mg.Prefix().Addr().String(), strconv.Itoa(running.System.SSHPort()))
+		addr := net.JoinHostPort(mg.Address.Addr().String(), strconv.Itoa(running.System.SSHPort()))
 		if err := sshAnswers(addr); err != nil {
 			out = append(out, "management plane (SSH on "+addr+") does not answer: "+err.Error())
 		}

@@ -2,12 +2,15 @@ package cli
 
 import (
 	"io"
+	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/offload/macsec"
 )
 
 // Every configurable leaf has help text, so '?' never shows an empty line.
@@ -27,8 +30,8 @@ func TestEveryLeafHasHelp(t *testing.T) {
 // Wrong input of every kind is refused with an error and leaves the
 // candidate exactly as it was.
 func TestWrongInputChangesNothing(t *testing.T) {
-	c := &config.Config{Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: "gcm-aes-xpn-256", ReplayWindow: 64,
-		MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: "01", CAK: strings.Repeat("ab", 16)}}}}}}
+	c := &config.Config{Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: macsec.GCMAESXPN256, ReplayWindow: 64,
+		MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: config.Hex{0x01}, CAK: strings.Repeat("ab", 16)}}}}}}
 	want := flatten(c)
 	secrets := []string{strings.Repeat("a", 40), strings.Repeat("a", 40)}
 	ask := func(string) (string, error) { s := secrets[0]; secrets = append(secrets[1:], s); return s, nil }
@@ -166,7 +169,7 @@ func TestNOCSettingsFromTheCLI(t *testing.T) {
 	}
 	s := c.System
 	if len(s.NTP.Server) != 2 || !s.NTP.Server[1].NTS || s.NTP.Server[1].CAFile != "nts-ca.pem" ||
-		s.Syslog.Host[1] != (config.SyslogHost{Address: "192.0.2.51", Transport: "tcp", Port: 10514, Severity: "warning"}) ||
+		s.Syslog.Host[1] != (config.SyslogHost{Address: netip.MustParseAddr("192.0.2.51"), Transport: "tcp", Port: 10514, Severity: "warning"}) ||
 		s.Syslog.Buffer != 5000 || s.Metrics.Port != 9100 {
 		t.Fatalf("got %+v %+v %+v", s.NTP, s.Syslog, s.Metrics)
 	}
@@ -175,5 +178,59 @@ func TestNOCSettingsFromTheCLI(t *testing.T) {
 		if err := set(c.Clone(), toks[1:], len(in), nil, io.Discard); err == nil {
 			t.Errorf("%q was accepted", in)
 		}
+	}
+}
+
+// Typed leaves are parsed when they are set, list keys of a typed field
+// name the same entry however they are spelled, and the candidate shows
+// them as the config file writes them.
+func TestTypedValuesInTheCLI(t *testing.T) {
+	c := &config.Config{}
+	run := func(in string) error {
+		toks, _, _ := tokenize(in)
+		return set(c, toks[1:], len(in), nil, io.Discard)
+	}
+	for _, in := range []string{
+		"set system ntp server 192.0.2.1",
+		"set system ntp server 192.0.2.1 nts",
+		"set links l0 mka key-chain 0A0B start 2026-12-01T00:00:00Z",
+		"set links l0 mka key-chain 0a0b end 2026-12-02T00:00:00+01:00",
+		"set links l0 mka transmit-interval 500ms",
+		"set links l0 mka rekey-interval 1440m",
+		"set links l0 validate strict",
+		"set links l0 cipher gcm-aes-256",
+		"set system management address 192.0.2.10/24",
+		"set system management gateway 192.0.2.1",
+	} {
+		if err := run(in); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+	}
+	l := c.Links[0]
+	if n := c.System.NTP.Server; len(n) != 1 || !n[0].NTS {
+		t.Errorf("ntp servers %+v, want one with nts", n)
+	}
+	if k := l.MKA.KeyChain; len(k) != 1 || k[0].Start.IsZero() || k[0].End.IsZero() {
+		t.Errorf("key chain %+v, want one entry with start and end", k)
+	}
+	if l.MKA.Hello() != 500*time.Millisecond || l.MKA.Interval() != 24*time.Hour || l.Validate == nil || *l.Validate != macsec.ValidateStrict ||
+		l.Suite() != macsec.GCMAES256 || c.System.Management.Gateway != netip.MustParseAddr("192.0.2.1") {
+		t.Errorf("link %+v", l)
+	}
+	var got []string
+	for _, ln := range flatten(c) {
+		got = append(got, ln.String())
+	}
+	for _, want := range []string{
+		"links l0 cipher gcm-aes-256", "links l0 validate strict", "links l0 mka key-chain 0a0b start 2026-12-01T00:00:00Z",
+		"links l0 mka key-chain 0a0b end 2026-12-02T00:00:00+01:00", "links l0 mka transmit-interval 500ms",
+		"links l0 mka rekey-interval 24h", "system ntp server 192.0.2.1 nts", "system management address 192.0.2.10/24",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("candidate lacks %q:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	if err := run("set links l0 mka transmit-interval 10s"); err == nil || !strings.Contains(err.Error(), `"10s": want 500ms to 6s`) {
+		t.Errorf("transmit-interval 10s: %v", err)
 	}
 }

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"encoding"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -32,7 +34,7 @@ func (sh *Shell) candidates(s string) ([]cand, token) {
 		if len(toks) == 0 {
 			var out []cand
 			for _, c := range cmds {
-				if !c.admin || sh.sess.Role == "admin" {
+				if !c.admin || sh.sess.Role == config.RoleAdmin {
 					out = append(out, cand{c.name, c.help})
 				}
 			}
@@ -59,7 +61,7 @@ func (sh *Shell) candidates(s string) ([]cand, token) {
 				}
 			}
 		}
-		if c.admin && sh.sess.Role != "admin" {
+		if c.admin && sh.sess.Role != config.RoleAdmin {
 			return nil, partial
 		}
 		if c.name == "run" && sh.cand != nil {
@@ -116,11 +118,11 @@ func schemaCands(c *config.Config, args []token, forSet bool) []cand {
 	case n.kind == list && !cur.inList:
 		var out []cand
 		for i := range cur.v.Len() {
-			out = append(out, cand{fmt.Sprint(cur.v.Index(i).Field(0).Interface()), "existing"})
+			out = append(out, cand{leafString(cur.v.Index(i).Field(0)), "existing"})
 		}
 		if forSet {
-			for _, v := range values(n.path) {
-				out = append(out, cand{v, valueHelp[v]})
+			for _, v := range values(n) {
+				out = append(out, cand{v, valueHelp(n, v)})
 			}
 			out = append(out, cand{"<" + n.key + ">", n.help()})
 		}
@@ -146,8 +148,8 @@ func schemaCands(c *config.Config, args []token, forSet bool) []cand {
 		return []cand{{"<[Enter]>", "Execute this command"}}
 	}
 	var out []cand
-	for _, v := range values(n.path) {
-		out = append(out, cand{v, valueHelp[v]})
+	for _, v := range values(n) {
+		out = append(out, cand{v, valueHelp(n, v)})
 	}
 	t := cur.v.Type()
 	switch {
@@ -211,25 +213,24 @@ func (sh *Shell) Complete(s string) (completed string, list string) {
 	return s, sh.Help(s)
 }
 
-// valueHelp explains the fixed values of leaves.
-var valueHelp = map[string]string{
-	"gcm-aes-128":     "128-bit key, 32-bit packet numbers",
-	"gcm-aes-256":     "256-bit key, 32-bit packet numbers",
-	"gcm-aes-xpn-128": "128-bit key, 64-bit packet numbers (for 40G and faster)",
-	"gcm-aes-xpn-256": "256-bit key, 64-bit packet numbers (for 40G and faster)",
-	"strict":          "Drop frames that fail validation (default)",
-	"check":           "Count frames that fail validation, pass them",
-	"disabled":        "No validation",
-	"must-secure":     "Nothing crosses without SAs (default)",
-	"lacp":            "LACP and Marker (802.1AX) to the slow protocols address",
-	"lldp":            "LLDP (802.1AB) to its three group addresses",
-	"pause":           "Ethernet PAUSE and PFC to the MAC Control address",
-	"should-secure":   "Frames cross in clear while no SA is up",
-	"auto":            "Offload if the NIC can, else kernel macsec, else software (default)",
-	"offload-mac":     "The NIC's MAC offloads MACsec",
-	"offload-phy":     "The PHY offloads MACsec",
-	"kernel":          "Linux kernel macsec in software",
-	"software":        "secwire's Go datapath",
-	"admin":           "May configure",
-	"operator":        "May only look (show)",
+// valueHelp explains a fixed value of a leaf: a typed value describes
+// itself (a cipher suite from the suite table, a policy, a role...).
+func valueHelp(n *node, v string) string {
+	if n.typ != nil && config.IsText(n.typ) {
+		p := reflect.New(n.typ)
+		if p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(v)) == nil {
+			if d, ok := p.Elem().Interface().(interface{ Describe() string }); ok {
+				return d.Describe()
+			}
+		}
+	}
+	return valueHelps[v]
+}
+
+// valueHelps explains the fixed values that are not a type's: the
+// built-in protocols in clear.
+var valueHelps = map[string]string{
+	"lacp":  "LACP and Marker (802.1AX) to the slow protocols address",
+	"lldp":  "LLDP (802.1AB) to its three group addresses",
+	"pause": "Ethernet PAUSE and PFC to the MAC Control address",
 }

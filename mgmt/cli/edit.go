@@ -139,9 +139,17 @@ func descend(c *config.Config, toks []token, alloc bool) (cursor, []token, error
 				return cur, toks[i+1:], nil
 			}
 		case n.kind == list:
+			key, err := parseLeaf(cur.v.Type().Elem().Field(0).Type, t.s)
+			if err != nil {
+				return cur, nil, errAt(t, "%s: %v", n.key, err)
+			}
+			word := t.s
+			if config.IsText(key.Type()) {
+				word = leafString(key) // as the key's type writes it: 0A0B is CKN 0a0b
+			}
 			idx := -1
 			for j := range cur.v.Len() {
-				if fmt.Sprint(cur.v.Index(j).Field(0).Interface()) == t.s {
+				if leafString(cur.v.Index(j).Field(0)) == word {
 					idx = j
 				}
 			}
@@ -150,7 +158,7 @@ func descend(c *config.Config, toks []token, alloc bool) (cursor, []token, error
 					return cur, nil, errAt(t, "%s %s is not configured", strings.Join(cur.words, " "), t.s)
 				}
 				e := reflect.New(cur.v.Type().Elem()).Elem()
-				e.Field(0).SetString(t.s)
+				e.Field(0).Set(key)
 				cur.v.Set(reflect.Append(cur.v, e))
 				idx = cur.v.Len() - 1
 			}
@@ -222,15 +230,17 @@ func set(c *config.Config, toks []token, end int, ask secretReader, out io.Write
 		}
 		valTok = rest[0]
 		v, err := parseLeaf(cur.v.Type(), valTok.s)
+		vs := values(n)
+		// A value of a fixed set is named exactly as the set spells it.
+		if vs != nil && !slices.Contains(vs, valTok.s) && (err == nil || config.IsText(n.typ)) {
+			return errAt(valTok, "%s %q: want one of %s", n.name, valTok.s, strings.Join(vs, ", "))
+		}
 		if err != nil {
 			// The range the config accepts, not the Go type's.
 			if r := numberRange.FindString(n.help()); r != "" {
 				return errAt(valTok, "%s %q: want a whole number, %s", n.name, valTok.s, r)
 			}
 			return errAt(valTok, "%s: %v", n.name, err)
-		}
-		if vs := values(n.path); vs != nil && !slices.Contains(vs, valTok.s) {
-			return errAt(valTok, "%s %q: want one of %s", n.name, valTok.s, strings.Join(vs, ", "))
 		}
 		cur.v.Set(v)
 	case n.kind == leafList:
@@ -372,7 +382,7 @@ func cliRef(c *config.Config, path string) string {
 			i, _ := strconv.Atoi(strings.TrimSuffix(idx, "]"))
 			if v.Kind() == reflect.Slice && i < v.Len() {
 				v = v.Index(i)
-				words = append(words, fmt.Sprint(v.Field(0).Interface()))
+				words = append(words, leafString(v.Field(0)))
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/offload/macsec"
 )
 
 // FuzzCLILine feeds arbitrary command lines to the tokenizer and to `set`
@@ -40,8 +41,8 @@ func FuzzCLILine(f *testing.F) {
 	}
 	const cak = "5ec2e75ec2e75ec2e75ec2e75ec2e75e"
 	const typed = "0123456789abcdef0123456789abcdef"
-	base := &config.Config{Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: "gcm-aes-xpn-256",
-		MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: "01", CAK: cak}}}}}}
+	base := &config.Config{Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: macsec.GCMAESXPN256,
+		MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: config.Hex{0x01}, CAK: cak}}}}}}
 	dir := f.TempDir()
 	m, err := commit.Open(context.Background(), commit.Options{ConfigPath: filepath.Join(dir, "secwire.json"), StateDir: filepath.Join(dir, "state")})
 	if err != nil {

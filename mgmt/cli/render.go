@@ -45,7 +45,7 @@ func render(w io.Writer, n *node, v reflect.Value, inList bool, indent string) {
 			case list:
 				for i := range fv.Len() {
 					e := fv.Index(i)
-					fmt.Fprintf(w, "%s%s %s {\n", indent, c.name, quote(fmt.Sprint(e.Field(0).Interface())))
+					fmt.Fprintf(w, "%s%s %s {\n", indent, c.name, quote(leafString(e.Field(0))))
 					render(w, c, e, true, indent+"    ")
 					fmt.Fprintf(w, "%s}\n", indent)
 				}
@@ -61,7 +61,7 @@ func render(w io.Writer, n *node, v reflect.Value, inList bool, indent string) {
 	case n.kind == list:
 		for i := range v.Len() {
 			e := v.Index(i)
-			fmt.Fprintf(w, "%s%s {\n", indent, quote(fmt.Sprint(e.Field(0).Interface())))
+			fmt.Fprintf(w, "%s%s {\n", indent, quote(leafString(e.Field(0))))
 			render(w, n, e, true, indent+"    ")
 			fmt.Fprintf(w, "%s}\n", indent)
 		}

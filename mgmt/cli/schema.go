@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding"
 	"fmt"
 	"reflect"
 	"slices"
@@ -33,7 +34,8 @@ type node struct {
 	kind     kind
 	field    int // index in the parent struct
 	children []*node
-	key      string // list: the key field's JSON name
+	key      string       // list: the key field's JSON name
+	typ      reflect.Type // leaf: the value's type, pointers removed
 }
 
 // help (help_gen.go) is one line per configuration path, generated from
@@ -55,26 +57,23 @@ var secret = map[string]bool{
 	"system.users.password":      true,
 }
 
-func values(path string) []string {
-	switch path {
-	case "links.cipher":
-		return []string{"gcm-aes-128", "gcm-aes-256", "gcm-aes-xpn-128", "gcm-aes-xpn-256"}
-	case "links.validate":
-		return []string{"strict", "check", "disabled"}
-	case "links.policy":
-		return []string{"must-secure", "should-secure"}
-	case "links.datapath":
-		return config.Datapaths
+// choices is a typed value with a fixed set of spellings (a cipher suite,
+// a policy, a role...): the CLI offers them.
+type choices interface{ Choices() []string }
+
+// values are the fixed values of a leaf: its type's choices, or the few
+// numbers and names that are fixed by a rule rather than a type.
+func values(n *node) []string {
+	if n.typ != nil {
+		if c, ok := reflect.Zero(n.typ).Interface().(choices); ok {
+			return c.Choices()
+		}
+	}
+	switch n.path {
 	case "links.confidentiality_offset":
 		return []string{"0", "30", "50"}
 	case "links.vlans_in_clear":
 		return []string{"0", "1", "2"}
-	case "system.users.role":
-		return config.Roles
-	case "system.syslog.host.transport":
-		return config.SyslogTransports
-	case "system.syslog.host.severity":
-		return config.Severities
 	case "links.protocols_in_clear":
 		return config.BuiltinProtocolsInClear
 	}
@@ -89,6 +88,9 @@ func buildNode(t reflect.Type, name, path string) *node {
 		t = t.Elem()
 	}
 	switch {
+	case config.IsText(t):
+		n.kind, n.typ = leaf, t
+		return n
 	case t.Kind() == reflect.Struct:
 		n.kind = container
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
@@ -99,7 +101,7 @@ func buildNode(t reflect.Type, name, path string) *node {
 		n.kind = leafList
 		return n
 	default:
-		n.kind = leaf
+		n.kind, n.typ = leaf, t
 		return n
 	}
 	for i := range t.NumField() {
@@ -156,22 +158,26 @@ func parseLeaf(t reflect.Type, word string) (reflect.Value, error) {
 		base = base.Elem()
 	}
 	v := reflect.New(base).Elem()
-	switch base.Kind() {
-	case reflect.String:
+	switch {
+	case config.IsText(base):
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(word)); err != nil {
+			return v, err
+		}
+	case base.Kind() == reflect.String:
 		v.SetString(word)
-	case reflect.Bool:
+	case base.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(word)
 		if err != nil {
 			return v, fmt.Errorf("want true or false")
 		}
 		v.SetBool(b)
-	case reflect.Int, reflect.Int64:
+	case base.Kind() == reflect.Int || base.Kind() == reflect.Int64:
 		i, err := strconv.ParseInt(word, 10, 64)
 		if err != nil {
 			return v, fmt.Errorf("want a whole number")
 		}
 		v.SetInt(i)
-	case reflect.Uint32, reflect.Uint64:
+	case base.Kind() == reflect.Uint32 || base.Kind() == reflect.Uint64:
 		i, err := strconv.ParseUint(word, 10, base.Bits())
 		if err != nil {
 			return v, fmt.Errorf("want a whole number from 0 to %d", uint64(1)<<base.Bits()-1)
@@ -189,16 +195,23 @@ func parseLeaf(t reflect.Type, word string) (reflect.Value, error) {
 }
 
 // leafString shows a leaf's value, "" when unset. A set pointer is shown
-// even when it points at a zero value (send-sci false).
+// even when it points at a zero value (send-sci false, validate strict).
+// Typed values are shown as the config file writes them.
 func leafString(v reflect.Value) string {
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			return ""
 		}
-		return fmt.Sprint(v.Elem().Interface())
-	}
-	if v.IsZero() {
+		v = v.Elem()
+	} else if v.IsZero() {
 		return ""
+	}
+	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
+		b, err := m.MarshalText()
+		if err != nil {
+			return fmt.Sprint(v.Interface())
+		}
+		return string(b)
 	}
 	return fmt.Sprint(v.Interface())
 }
@@ -251,7 +264,7 @@ func walk(n *node, v reflect.Value, words []string, out *[]line) {
 	case list:
 		for i := range v.Len() {
 			e := v.Index(i)
-			key := fmt.Sprint(e.Field(0).Interface())
+			key := leafString(e.Field(0))
 			before := len(*out)
 			for _, c := range n.children {
 				walk(c, e.Field(c.field), append(slices.Clip(words), key, c.name), out)

@@ -70,8 +70,9 @@ type Env struct {
 
 // Session is who uses the shell and how it talks to them.
 type Session struct {
-	User, Role, From string
-	Out              io.Writer
+	User, From string
+	Role       config.Role
+	Out        io.Writer
 	// AskSecret reads a line without echo; AskLine with echo.
 	AskSecret func(prompt string) (string, error)
 	AskLine   func(prompt string) (string, error)
@@ -81,7 +82,7 @@ type Session struct {
 	// CurrentRole looks the user up in the running config before every
 	// command (nil: Role holds for the whole session). A user deleted
 	// meanwhile is logged out; a user demoted leaves configuration mode.
-	CurrentRole func() (role string, ok bool)
+	CurrentRole func() (role config.Role, ok bool)
 }
 
 // Shell is one user's CLI session.
@@ -183,7 +184,7 @@ func (sh *Shell) exec(s string) error {
 	if err != nil {
 		return err
 	}
-	if adminOnly(sh.commands(), toks[0]) && sh.sess.Role != "admin" {
+	if adminOnly(sh.commands(), toks[0]) && sh.sess.Role != config.RoleAdmin {
 		return fmt.Errorf("permission denied: %s is an operator (show only)", sh.sess.User)
 	}
 	return c.run(sh, args, len(s))
@@ -202,7 +203,7 @@ func (sh *Shell) checkRole() error {
 	case role != sh.sess.Role:
 		was := sh.sess.Role
 		sh.sess.Role = role
-		if role != "admin" && sh.cand != nil {
+		if role != config.RoleAdmin && sh.cand != nil {
 			sh.cand, sh.base = nil, nil
 			return fmt.Errorf("permission denied: %s is now %s (was %s); configuration mode left, the candidate discarded", sh.sess.User, role, was)
 		}
@@ -430,7 +431,7 @@ func (sh *Shell) configCommands() []*cmd {
 			if err != nil {
 				return err
 			}
-			if adminOnly(sh.opCommands(), args[0]) && sh.sess.Role != "admin" {
+			if adminOnly(sh.opCommands(), args[0]) && sh.sess.Role != config.RoleAdmin {
 				return fmt.Errorf("permission denied: %s is an operator (show only)", sh.sess.User)
 			}
 			if c.name == "configure" || c.name == "exit" || c.name == "quit" {
@@ -857,7 +858,7 @@ func (sh *Shell) ping(args []token, end int) error {
 // time that answered: the watchdog's proof that the management plane
 // works. It runs until ctx ends.
 func Heartbeat(ctx context.Context, env *Env, beat *health.Beat, every time.Duration) {
-	sh := &Shell{env: env, sess: Session{User: "watchdog", Role: "operator", Out: io.Discard}, out: io.Discard}
+	sh := &Shell{env: env, sess: Session{User: "watchdog", Role: config.RoleOperator, Out: io.Discard}, out: io.Discard}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/secwire/secwire/firmware/bundle"
 	"github.com/secwire/secwire/firmware/commit"
+	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/slots"
 	"github.com/secwire/secwire/mgmt/audit"
 )
@@ -52,7 +53,7 @@ func TestSoftwareCommands(t *testing.T) {
 	var out bytes.Buffer
 	run := func(role, from string, in []byte, line string) string {
 		out.Reset()
-		s := Session{User: "admin", Role: role, From: from, Out: &out}
+		s := Session{User: "admin", Role: config.Role(role), From: from, Out: &out}
 		if in != nil {
 			s.In = bytes.NewReader(in)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/secwire/secwire/firmware/commit"
+	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/mgmt/audit"
 )
 
@@ -91,7 +92,7 @@ func (h *harness) login(user, role string) {
 	if h.unwatch != nil {
 		h.unwatch()
 	}
-	h.sh = New(h.env, Session{User: user, Role: role, From: "test", Out: &h.out, AskSecret: ask, AskLine: ask})
+	h.sh = New(h.env, Session{User: user, Role: config.Role(role), From: "test", Out: &h.out, AskSecret: ask, AskLine: ask})
 	h.unwatch = h.sh.Watch()
 }
 

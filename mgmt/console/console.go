@@ -114,8 +114,8 @@ func (c *Console) session(rw io.ReadWriter, idle *access.Idle, u *config.User, t
 			c.Env.Audit.Record(who, "console session ended by an internal error")
 		}
 	}()
-	c.Env.Audit.Record(who, "login (password, role "+u.Role+")")
-	remove := c.Sessions.Add(u.Name, u.Role, "console", "ttyS0", func(reason string) {
+	c.Env.Audit.Record(who, "login (password, role "+string(u.Role)+")")
+	remove := c.Sessions.Add(u.Name, string(u.Role), "console", "ttyS0", func(reason string) {
 		c.Env.Audit.Record(who, "logged out: "+reason)
 		fmt.Fprintf(t, "\n%s: logging out\n", reason)
 		idle.Interrupt()
@@ -126,7 +126,7 @@ func (c *Console) session(rw io.ReadWriter, idle *access.Idle, u *config.User, t
 	})
 	defer idle.SetTimeout(0, nil)
 	sh := cli.New(c.Env, cli.Session{User: u.Name, Role: u.Role, From: from, Out: t, AskSecret: t.AskSecret, AskLine: t.AskLine,
-		CurrentRole: func() (string, bool) {
+		CurrentRole: func() (config.Role, bool) {
 			sys := c.Env.Manager.System()
 			if u := sys.User(u.Name); u != nil {
 				return u.Role, true
@@ -166,7 +166,7 @@ func (c *Console) firstBoot(t *cli.Terminal) error {
 		return fmt.Errorf("password %v", err)
 	}
 	cand := c.Env.Manager.Running()
-	cand.System.Users = append(cand.System.Users, config.User{Name: name, Role: "admin", Password: hash})
+	cand.System.Users = append(cand.System.Users, config.User{Name: name, Role: config.RoleAdmin, Password: hash})
 	changes := []string{"+ set system users " + name + " role admin", "+ set system users " + name + " password <secret>"}
 	if c.MgmtPort != "" && cand.System.Management == nil {
 		addr, err := t.AskLine("Management address on " + c.MgmtPort + " for SSH (such as 192.0.2.10/24; empty: none): ")
@@ -174,10 +174,11 @@ func (c *Console) firstBoot(t *cli.Terminal) error {
 			return err
 		}
 		if addr = strings.TrimSpace(addr); addr != "" {
-			if _, err := netip.ParsePrefix(addr); err != nil {
+			pfx, err := netip.ParsePrefix(addr)
+			if err != nil {
 				return fmt.Errorf("%q: want an address with prefix length, such as 192.0.2.10/24", addr)
 			}
-			cand.System.Management = &config.Management{Interface: c.MgmtPort, Address: addr}
+			cand.System.Management = &config.Management{Interface: c.MgmtPort, Address: pfx}
 			changes = append(changes, "+ set system management interface "+c.MgmtPort, "+ set system management address "+addr)
 		}
 	}

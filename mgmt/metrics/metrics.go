@@ -113,7 +113,7 @@ func addrFor(c *config.Config) string {
 	}
 	host := ""
 	if mg := c.System.Management; mg != nil {
-		host = mg.Prefix().Addr().String()
+		host = mg.Address.Addr().String()
 	}
 	return net.JoinHostPort(host, strconv.Itoa(m.Port))
 }

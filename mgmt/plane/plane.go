@@ -69,7 +69,7 @@ func (p *Plane) Apply(c *config.Config) {
 		p.Log.Error("management address", "err", err)
 		return
 	}
-	addr := net.JoinHostPort(m.Prefix().Addr().String(), strconv.Itoa(c.System.SSHPort()))
+	addr := net.JoinHostPort(m.Address.Addr().String(), strconv.Itoa(c.System.SSHPort()))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		p.Log.Error("ssh", "err", err)
@@ -106,20 +106,19 @@ func (p *Plane) configure(m *config.Management) error {
 			return err
 		}
 	}
-	pfx := m.Prefix()
+	pfx := m.Address
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}}
 	if err := netlink.AddrReplace(l, a); err != nil {
 		return fmt.Errorf("address %s on %s: %w", m.Address, l.Attrs().Name, err)
 	}
 	p.link = l.Attrs().Name
-	if m.Gateway != "" {
-		gw := netip.MustParseAddr(m.Gateway)
+	if gw := m.Gateway; gw.IsValid() {
 		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()}
 		if err := netlink.RouteReplace(r); err != nil {
 			return fmt.Errorf("default route via %s: %w", gw, err)
 		}
 	}
-	p.Log.Info("management address", "interface", p.link, "address", m.Address, "gateway", m.Gateway)
+	p.Log.Info("management address", "interface", p.link, "address", m.Address.String(), "gateway", addrOrNone(m.Gateway))
 	return nil
 }
 
@@ -142,4 +141,12 @@ func (p *Plane) unconfigure() {
 		}
 		p.link = ""
 	}
+}
+
+// addrOrNone is an address for the log, "none" when unset.
+func addrOrNone(a netip.Addr) string {
+	if !a.IsValid() {
+		return "none"
+	}
+	return a.String()
 }

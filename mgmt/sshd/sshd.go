@@ -39,6 +39,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/secwire/secwire/firmware/commit"
+	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/firmware/store"
 	"github.com/secwire/secwire/mgmt/access"
 	"github.com/secwire/secwire/mgmt/cli"
@@ -140,7 +141,7 @@ func (s *Server) config(signer ssh.Signer) *ssh.ServerConfig {
 			for _, line := range u.SSHKeys {
 				k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
 				if err == nil && bytes.Equal(k.Marshal(), key.Marshal()) {
-					return &ssh.Permissions{Extensions: map[string]string{"role": u.Role, "method": "publickey " + ssh.FingerprintSHA256(key)}}, nil
+					return &ssh.Permissions{Extensions: map[string]string{"role": string(u.Role), "method": "publickey " + ssh.FingerprintSHA256(key)}}, nil
 				}
 			}
 			return nil, errors.New("no such key")
@@ -165,7 +166,7 @@ func (s *Server) password(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, erro
 	ok, err := s.Gate.Do(s.Limiter.Score(src)-1, func() bool {
 		u := access.Authenticate(&sys, c.User(), string(pw))
 		if u != nil {
-			role = u.Role
+			role = string(u.Role)
 		}
 		return u != nil
 	})
@@ -446,7 +447,7 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request, who commit.Wh
 // separated by ';'), on term when there is a pty, and returns the exit
 // status.
 func (s *Server) run(ch ssh.Channel, term *cli.Terminal, who commit.Who, role, cmd string) uint32 {
-	sess := cli.Session{User: who.User, Role: role, From: who.From, CurrentRole: s.currentRole(who.User)}
+	sess := cli.Session{User: who.User, Role: config.Role(role), From: who.From, CurrentRole: s.currentRole(who.User)}
 	if term == nil {
 		// No terminal: plain output, no prompts; standard input is data
 		// (request system software add - < secwire.bundle).
@@ -483,8 +484,8 @@ func (s *Server) run(ch ssh.Channel, term *cli.Terminal, who commit.Who, role, c
 
 // currentRole looks the user up in the running config at every command,
 // so a commit that deletes or demotes them takes effect at once.
-func (s *Server) currentRole(user string) func() (string, bool) {
-	return func() (string, bool) {
+func (s *Server) currentRole(user string) func() (config.Role, bool) {
+	return func() (config.Role, bool) {
 		sys := s.Env.Manager.System()
 		u := sys.User(user)
 		if u == nil {

@@ -45,7 +45,7 @@ type sender struct {
 }
 
 func (f *Forwarder) newSender(h config.SyslogHost, buffer int) *sender {
-	sev := config.SeverityLevel(h.SeverityName())
+	sev := h.SeverityName().Level()
 	s := &sender{cfg: h, name: describe(h), severity: sev, level: levelFor(sev), buffer: buffer, f: f,
 		done: make(chan struct{}), wake: make(chan struct{}, 1), state: "connecting", since: time.Now()}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -85,7 +85,7 @@ func (s *sender) stop() {
 func (s *sender) status() HostStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return HostStatus{Collector: s.name, Severity: s.cfg.SeverityName(), State: s.state, Since: s.since, LastError: s.lastErr,
+	return HostStatus{Collector: s.name, Severity: string(s.cfg.SeverityName()), State: s.state, Since: s.since, LastError: s.lastErr,
 		Queued: len(s.queue), Buffer: s.buffer, Sent: s.sent, Dropped: s.dropped}
 }
 
@@ -112,7 +112,7 @@ func (s *sender) log() *slog.Logger {
 // run connects, sends and reconnects until stopped.
 func (s *sender) run(ctx context.Context) {
 	defer close(s.done)
-	addr := net.JoinHostPort(s.cfg.Address, strconv.Itoa(s.cfg.PortNumber()))
+	addr := net.JoinHostPort(s.cfg.Address.String(), strconv.Itoa(s.cfg.PortNumber()))
 	wait := time.Second
 	for ctx.Err() == nil {
 		conn, err := s.dial(ctx, addr)

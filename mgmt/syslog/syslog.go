@@ -12,9 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -263,15 +263,11 @@ func tlsConfig(h config.SyslogHost, dir string) (*tls.Config, error) {
 	}
 	name := h.ServerName
 	if name == "" {
-		name = h.Address
+		name = h.Address.String()
 	}
 	return &tls.Config{RootCAs: pool, ServerName: name, MinVersion: tls.VersionTLS12}, nil
 }
 
 func describe(h config.SyslogHost) string {
-	a := h.Address
-	if strings.Contains(a, ":") {
-		a = "[" + a + "]"
-	}
-	return fmt.Sprintf("%s:%d/%s", a, h.PortNumber(), h.TransportName())
+	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(h.Address, uint16(h.PortNumber())), h.TransportName())
 }

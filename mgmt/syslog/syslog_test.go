@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -139,7 +140,7 @@ func TestTCPCollectorOutage(t *testing.T) {
 	f.SetLog(log)
 	cfg := func(buffer int) *config.Config {
 		return &config.Config{System: config.System{Syslog: &config.Syslog{Buffer: buffer, Host: []config.SyslogHost{
-			{Address: "127.0.0.1", Port: port, Transport: "tcp", Severity: "info"}}}}}
+			{Address: netip.MustParseAddr("127.0.0.1"), Port: port, Transport: "tcp", Severity: "info"}}}}}
 	}
 	f.Apply(cfg(50))
 	defer f.Close()

@@ -112,7 +112,7 @@ func Start(o Options) (*Datapath, error) {
 	c := o.SecY
 	l := macsecnl.Link{
 		Name: o.Name, Parent: o.Line, SCI: nlSCI(c.SCI),
-		Cipher: macsecnl.CipherSuite(c.Suite.ID()), Encrypt: !c.IntegrityOnly, Protect: true,
+		Cipher: c.Suite, Encrypt: !c.IntegrityOnly, Protect: true,
 		SendSCI: c.SendSCI, EndStation: c.EndStation, SCB: c.SCB,
 		Replay: !c.NoReplay, Window: c.ReplayWindow,
 		Validate: validate(c.Validate), Offload: o.Offload,

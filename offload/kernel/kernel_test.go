@@ -55,7 +55,7 @@ func TestKernelSecYConformance(t *testing.T) {
 			exec.Command("ip", "link", "del", line).Run()
 		})
 		st, err := d.State()
-		if err != nil || st.Offload != macsecnl.OffloadOff || st.Cipher != macsecnl.CipherSuite(suite.ID()) {
+		if err != nil || st.Offload != macsecnl.OffloadOff || st.Cipher != suite {
 			t.Fatalf("kernel SecY %+v, %v", st, err)
 		}
 		return d

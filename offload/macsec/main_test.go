@@ -1,4 +1,4 @@
-package macsec
+package macsec_test
 
 import (
 	"testing"

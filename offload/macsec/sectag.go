@@ -74,6 +74,19 @@ func (s SCI) Port() uint16 { return uint16(s) }
 
 func (s SCI) String() string { return fmt.Sprintf("%016x", uint64(s)) }
 
+// MarshalText writes the SCI as 16 hex digits.
+func (s SCI) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText accepts what ParseSCI accepts.
+func (s *SCI) UnmarshalText(b []byte) error {
+	v, err := ParseSCI(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
 // SecTAG is a parsed MACsec security tag.
 type SecTAG struct {
 	TCI    byte   // TCI bits, AN masked out

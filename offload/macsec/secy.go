@@ -29,14 +29,52 @@ func (v ValidateMode) String() string {
 	return fmt.Sprintf("validate(%d)", uint8(v))
 }
 
+// ValidateModes are the modes, the default first.
+var ValidateModes = []ValidateMode{ValidateStrict, ValidateCheck, ValidateDisabled}
+
 // ParseValidateMode accepts strict, check and disabled.
 func ParseValidateMode(s string) (ValidateMode, error) {
-	for _, v := range []ValidateMode{ValidateStrict, ValidateCheck, ValidateDisabled} {
+	for _, v := range ValidateModes {
 		if s == v.String() {
 			return v, nil
 		}
 	}
 	return 0, fmt.Errorf("unknown validate mode %q: want strict, check or disabled", s)
+}
+
+// MarshalText writes the mode's name.
+func (v ValidateMode) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// UnmarshalText accepts what ParseValidateMode accepts.
+func (v *ValidateMode) UnmarshalText(b []byte) error {
+	m, err := ParseValidateMode(string(b))
+	if err != nil {
+		return err
+	}
+	*v = m
+	return nil
+}
+
+// Describe is one line on the mode for an operator.
+func (v ValidateMode) Describe() string {
+	switch v {
+	case ValidateStrict:
+		return "Drop frames that fail validation (default)"
+	case ValidateCheck:
+		return "Count frames that fail validation, pass them"
+	case ValidateDisabled:
+		return "No validation"
+	}
+	return ""
+}
+
+// Choices are the names UnmarshalText accepts (for completion).
+func (ValidateMode) Choices() []string {
+	out := make([]string, len(ValidateModes))
+	for i, v := range ValidateModes {
+		out[i] = v.String()
+	}
+	return out
 }
 
 // Config is the SecY's configuration (IEEE 802.1AE 10.7 managed objects).

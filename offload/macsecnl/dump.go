@@ -6,13 +6,15 @@ import (
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
+
+	"github.com/secwire/secwire/offload/macsec"
 )
 
 // SecY is a macsec link as the kernel reports it.
 type SecY struct {
 	Ifindex    int
 	SCI        SCI
-	Cipher     CipherSuite
+	Cipher     macsec.CipherSuite // 0 for a suite the table does not know
 	ICVLen     uint8
 	EncodingSA uint8
 	Window     uint32
@@ -114,9 +116,12 @@ func parseSecY(b []byte) (*SecY, error) {
 					case secyWindow:
 						s.Window = ad.Uint32()
 					case secyCipher:
-						s.Cipher = CipherSuite(ad.Uint64())
-						if s.Cipher == defaultCipherID {
-							s.Cipher = GCMAES128 // the kernel reports the pre-2018 identifier
+						id := ad.Uint64()
+						if id == defaultCipherID {
+							id = macsec.GCMAES128.ID() // the kernel reports the pre-2018 identifier
+						}
+						if c, ok := macsec.SuiteByID(id); ok {
+							s.Cipher = c
 						}
 					case secyICVLen:
 						s.ICVLen = ad.Uint8()

@@ -16,6 +16,8 @@ import (
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/secwire/secwire/offload/macsec"
 )
 
 // Generic netlink commands (enum macsec_nl_commands).
@@ -86,31 +88,13 @@ const (
 
 const offloadType = 1 // MACSEC_OFFLOAD_ATTR_TYPE
 
-// CipherSuite is an IEEE 802.1AE cipher suite identifier.
-type CipherSuite uint64
-
-// The four cipher suites of IEEE 802.1AE-2018 Table 14-1.
-const (
-	GCMAES128    CipherSuite = 0x0080C20001000001
-	GCMAES256    CipherSuite = 0x0080C20001000002
-	GCMAESXPN128 CipherSuite = 0x0080C20001000003
-	GCMAESXPN256 CipherSuite = 0x0080C20001000004
-)
+// The kernel's cipher suite attribute (MACSEC_CIPHER_ID_*) is the IEEE
+// 802.1AE identifier, macsec.CipherSuite.ID: the suite table in package
+// macsec is the one list of suites.
 
 // defaultCipherID is the pre-802.1AE-2018 identifier of GCM-AES-128,
 // which the kernel still reports for it.
-const defaultCipherID CipherSuite = 0x0080020001000001
-
-// XPN reports whether the suite uses 64-bit packet numbers.
-func (c CipherSuite) XPN() bool { return c == GCMAESXPN128 || c == GCMAESXPN256 }
-
-// KeyLen is the suite's key length in bytes.
-func (c CipherSuite) KeyLen() int {
-	if c == GCMAES256 || c == GCMAESXPN256 {
-		return 32
-	}
-	return 16
-}
+const defaultCipherID = 0x0080020001000001
 
 // Validate is the SecY's validateFrames setting.
 type Validate uint8
@@ -167,7 +151,7 @@ type Link struct {
 	// SCI is the transmit SCI; zero means the parent's MAC with Port.
 	SCI        SCI
 	Port       uint16 // when SCI is zero; 0 means 1
-	Cipher     CipherSuite
+	Cipher     macsec.CipherSuite
 	ICVLen     uint8 // 0 means 16
 	EncodingSA uint8
 	Encrypt    bool // false: integrity only
@@ -292,7 +276,7 @@ func encodeLinkData(ae *netlink.AttributeEncoder, l Link) {
 		icv = 16
 	}
 	ae.Uint8(unix.IFLA_MACSEC_ICV_LEN, icv)
-	ae.Uint64(unix.IFLA_MACSEC_CIPHER_SUITE, uint64(l.Cipher))
+	ae.Uint64(unix.IFLA_MACSEC_CIPHER_SUITE, l.Cipher.ID())
 	ae.Uint8(unix.IFLA_MACSEC_ENCODING_SA, l.EncodingSA)
 	ae.Uint8(unix.IFLA_MACSEC_ENCRYPT, b2u(l.Encrypt))
 	ae.Uint8(unix.IFLA_MACSEC_PROTECT, b2u(l.Protect))

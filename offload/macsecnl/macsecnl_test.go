@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/macsecnl"
 	"github.com/secwire/secwire/qemu/guest"
 )
@@ -61,7 +62,7 @@ func TestKernel(t *testing.T) {
 	mac, _ := net.ParseMAC("02:5e:00:00:0a:01")
 	sci := macsecnl.MakeSCI(mac, 7)
 	idx, err := c.AddLink(macsecnl.Link{
-		Name: "nlsec0", Parent: "nl0", SCI: sci, Cipher: macsecnl.GCMAESXPN256,
+		Name: "nlsec0", Parent: "nl0", SCI: sci, Cipher: macsec.GCMAESXPN256,
 		Encrypt: false, Protect: true, SendSCI: true, Replay: true, Window: 32,
 		Validate: macsecnl.ValidateCheck,
 	})
@@ -72,7 +73,7 @@ func TestKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.SCI != sci || s.Cipher != macsecnl.GCMAESXPN256 || s.ICVLen != 16 || s.Window != 32 || !s.Replay ||
+	if s.SCI != sci || s.Cipher != macsec.GCMAESXPN256 || s.ICVLen != 16 || s.Window != 32 || !s.Replay ||
 		s.Validate != macsecnl.ValidateCheck || s.Encrypt || !s.Protect || !s.SendSCI || s.Offload != macsecnl.OffloadOff || s.Oper {
 		t.Fatalf("read back %+v", s)
 	}
@@ -142,11 +143,11 @@ func TestKernel(t *testing.T) {
 		{"unknown RX SC", c.DeleteRxSC(idx, macsecnl.MakeSCI(mac, 99)), "delete RX SC", syscall.ENODEV},
 		{"offload on a veth", c.SetOffload(idx, macsecnl.OffloadMAC), "set offload mac", syscall.EOPNOTSUPP},
 		{"name in use", func() error {
-			_, err := c.AddLink(macsecnl.Link{Name: "nlsec0", Parent: "nl0", Cipher: macsecnl.GCMAES128})
+			_, err := c.AddLink(macsecnl.Link{Name: "nlsec0", Parent: "nl0", Cipher: macsec.GCMAES128})
 			return err
 		}(), "create link nlsec0", syscall.EEXIST},
 		{"no parent", func() error {
-			_, err := c.AddLink(macsecnl.Link{Name: "nlsec9", Parent: "nope", Cipher: macsecnl.GCMAES128})
+			_, err := c.AddLink(macsecnl.Link{Name: "nlsec9", Parent: "nope", Cipher: macsec.GCMAES128})
 			return err
 		}(), "parent nope", nil},
 	}
@@ -169,7 +170,7 @@ func TestKernel(t *testing.T) {
 	}
 
 	// A 128-bit non-XPN link takes 32-bit PNs only.
-	idx2, err := c.AddLink(macsecnl.Link{Name: "nlsec1", Parent: "nl1", Cipher: macsecnl.GCMAES128, Protect: true, Encrypt: true})
+	idx2, err := c.AddLink(macsecnl.Link{Name: "nlsec1", Parent: "nl1", Cipher: macsec.GCMAES128, Protect: true, Encrypt: true})
 	if err != nil {
 		t.Fatal(err)
 	}

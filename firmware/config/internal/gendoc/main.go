@@ -14,7 +14,10 @@
 // default column; the other paragraphs follow the first line in its
 // meaning column. Fields are found
 // by their JSON names and the structs they nest, never by their Go types,
-// so a field may change type without touching this.
+// so a field may change type without touching this. A field whose type
+// has a fixed set of values (Choices, such as the cipher suite table)
+// gets them listed in the docs from the type, unless its comment already
+// names every one.
 //
 // Run it with `go generate ./...` (firmware/config carries the directive);
 // its test fails while the committed files differ from what it writes.
@@ -35,6 +38,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/secwire/secwire/firmware/config"
 )
 
 // The files gendoc reads and writes, relative to the module root.
@@ -64,6 +69,7 @@ func generate(root string, write func(name string, data []byte) error) error {
 	if err != nil {
 		return err
 	}
+	addChoices(fields, reflect.TypeFor[config.Config]())
 	help, err := helpSource(fields)
 	if err != nil {
 		return err
@@ -108,8 +114,9 @@ type field struct {
 	list     bool   // a list of objects
 	typ      string // the struct it holds, "" for a leaf
 	help     string
-	def      string // the docs' default column
-	details  string // the docs' meaning after the help line
+	choices  []string // the values its type takes, when a fixed set
+	def      string   // the docs' default column
+	details  string   // the docs' meaning after the help line
 	children []*field
 }
 
@@ -176,6 +183,51 @@ func readModel(root, dir string) ([]*field, error) {
 	}
 	fields := walk("Config", "", nil)
 	return fields, errors.Join(errs...)
+}
+
+// addChoices gives each field whose Go type (in the compiled model t)
+// lists its values, such as the cipher suite, those values.
+func addChoices(fields []*field, t reflect.Type) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	type chooser interface{ Choices() []string }
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		for _, f := range fields {
+			if f.name != name {
+				continue
+			}
+			ft := sf.Type
+			for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
+				ft = ft.Elem()
+			}
+			if c, ok := reflect.Zero(ft).Interface().(chooser); ok {
+				f.choices = c.Choices()
+			}
+			addChoices(f.children, sf.Type)
+		}
+	}
+}
+
+// valuesNote lists the field's values for the docs, unless its text
+// already names each of them.
+func (f *field) valuesNote() string {
+	text := f.help + " " + f.details
+	named := true
+	quoted := make([]string, len(f.choices))
+	for i, c := range f.choices {
+		quoted[i] = "`" + c + "`"
+		named = named && regexp.MustCompile(`(^|[^a-z0-9-])`+regexp.QuoteMeta(c)+`($|[^a-z0-9-])`).MatchString(text)
+	}
+	if len(f.choices) == 0 || named {
+		return ""
+	}
+	return "One of " + strings.Join(quoted, ", ") + "."
 }
 
 func jsonName(f *ast.Field) string {
@@ -317,8 +369,10 @@ func fillTables(docs []byte, fields []*field) ([]byte, error) {
 					name += "[]"
 				}
 				meaning := f.help
-				if f.details != "" {
-					meaning = strings.TrimSuffix(meaning, ".") + ". " + f.details
+				for _, more := range []string{f.valuesNote(), f.details} {
+					if more != "" {
+						meaning = strings.TrimSuffix(meaning, ".") + ". " + more
+					}
 				}
 				descend := f.typ != "" && !own[f.path] && !own[f.typ]
 				if f.typ != "" && !descend {

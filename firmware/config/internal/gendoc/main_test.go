@@ -5,8 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/offload/macsec"
 )
 
 // The committed help map and docs tables are what the doc comments say:
@@ -139,5 +144,50 @@ type Keys struct {
 	}
 	if kinds["hello"] != "" || kinds["peer"] != "" || kinds["keys"] != "Keys" {
 		t.Errorf("objects: hello %q, peer %q, keys %q; want only keys (Keys)", kinds["hello"], kinds["peer"], kinds["keys"])
+	}
+}
+
+// A typed field's values come from its type: the cipher suites from the
+// suite table, listed in the docs unless the comment names them all.
+func TestValuesComeFromTheTypes(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := readModel(root, configDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addChoices(fields, reflect.TypeFor[config.Config]())
+	var cipher, validate *field
+	for _, f := range fields {
+		if f.name == "links" {
+			for _, c := range f.children {
+				switch c.name {
+				case "cipher":
+					cipher = c
+				case "validate":
+					validate = c
+				}
+			}
+		}
+	}
+	if cipher == nil || validate == nil {
+		t.Fatal("links.cipher or links.validate not in the model")
+	}
+	if !slices.Equal(cipher.choices, macsec.CipherSuiteNames()) {
+		t.Errorf("cipher choices %v, want the suite table's %v", cipher.choices, macsec.CipherSuiteNames())
+	}
+	for _, name := range macsec.CipherSuiteNames() {
+		if !strings.Contains(cipher.valuesNote(), "`"+name+"`") {
+			t.Errorf("cipher's docs do not name %s: %q", name, cipher.valuesNote())
+		}
+	}
+	if validate.valuesNote() != "" {
+		t.Errorf("validate's comment names every mode, yet the docs add %q", validate.valuesNote())
+	}
+	f := &field{help: "Strict or check", choices: []string{"strict", "check", "disabled"}}
+	if got, want := f.valuesNote(), "One of `strict`, `check`, `disabled`."; got != want {
+		t.Errorf("a comment missing a value: note %q, want %q", got, want)
 	}
 }
