@@ -51,7 +51,9 @@ func (p *softwarePath) Err() error {
 }
 
 func (p *softwarePath) Secured() bool {
-	if p.TxSA(uint8(p.EncodingSA())) == nil {
+	// An SA installed but not yet in use (no encoding SA: -1) sends
+	// nothing, so it does not count.
+	if an := p.EncodingSA(); an < 0 || p.TxSA(uint8(an)) == nil {
 		return false
 	}
 	for _, sc := range p.RxSCs() {

@@ -27,7 +27,7 @@ func TestSoftwareDatapathConformance(t *testing.T) {
 	})
 }
 
-// Secured needs the encoding SA and a receive SA; Stop, never started,
+// Secured needs the encoding SA in use and a receive SA; Stop, never started,
 // forgets every SA.
 func TestSoftwareDatapathSecuredAndStop(t *testing.T) {
 	p := newTestSoftwarePath(t, macsec.GCMAES128)
@@ -36,6 +36,20 @@ func TestSoftwareDatapathSecuredAndStop(t *testing.T) {
 	if p.Secured() {
 		t.Fatal("secured with no SA")
 	}
+	// A transmit SA at AN 3 not yet in use and a receive SA: nothing is
+	// sent yet, so not secured (link-fault pass-through keeps the
+	// plaintext port down).
+	if err := p.InstallTxSA(macsec.SAParams{AN: 3, Key: key, PN: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.InstallRxSA(peer, macsec.SAParams{AN: 3, Key: key, PN: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Secured() {
+		t.Fatal("secured with a transmit SA that is not the encoding SA")
+	}
+	p.DeleteTxSA(3)
+	p.DeleteRxSA(peer, 3)
 	if err := p.InstallTxSA(macsec.SAParams{AN: 0, Key: key, PN: 1}); err != nil {
 		t.Fatal(err)
 	}
