@@ -3,8 +3,10 @@
 //
 // The package is split the way the standard splits the protocol:
 //
-//   - kay.go: the KaY itself: options, the goroutine that owns the
-//     protocol (Run), and the outbox of MKPDUs it sends outside its lock.
+//   - options.go: what configures a KaY: its options, the protocol timers
+//     (802.1X-2020 Table 9-3) and the key chain entry.
+//   - entity.go: the KaY itself: the goroutine that owns the protocol
+//     (Run), and the outbox of MKPDUs it sends outside its lock.
 //   - participant.go: one MKA participant per CAK (9.4): its member
 //     identifier and message numbers, its peers and their liveness (9.4.2),
 //     and the handling of received MKPDUs.
@@ -16,8 +18,9 @@
 //     it, retiring the old one, with named states.
 //   - send.go: building the MKPDUs a participant transmits.
 //   - diagnose.go: why a CA is not secured, from what was received.
-//   - mkpdu.go, keys.go: the MKPDU codec and the cryptography (KDF, ICV,
-//     key wrap), tested on IEEE 802.1X Annex G and RFC vectors.
+//   - mkpdu.go, encode.go, keys.go: the MKPDU codec (decode, encode) and
+//     the cryptography (KDF, ICV, key wrap), tested on IEEE 802.1X Annex G
+//     and RFC vectors.
 //
 // Only the principal participant (a key chain CAK whose CA has a live
 // peer, newest first; the fallback CAK only when no key chain CA has one)
