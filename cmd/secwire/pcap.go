@@ -69,7 +69,7 @@ func pcapCmd(args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		suite, _ = macsec.ParseCipherSuite(f.Cipher)
+		suite = f.Cipher
 		if *offset < 0 {
 			*offset = f.Offset
 		}

@@ -236,7 +236,7 @@ func TestPcapDecryptWithExportedKeys(t *testing.T) {
 	in := filepath.Join(dir, "line.pcapng")
 	writeCapture(t, in, frames, true)
 	export := func(name string, kns int) string {
-		f := &sakexport.File{Link: "l0", Cipher: suite.String()}
+		f := &sakexport.File{Link: "l0", Cipher: suite}
 		for kn := range kns {
 			sak := sakexport.SAK{CKN: "0a0b", KN: uint32(kn + 1), AN: uint8(kn), Key: hex.EncodeToString(keys[kn]), Salt: hex.EncodeToString(salt[:])}
 			for i, mac := range macs {

@@ -25,13 +25,13 @@ const Warning = "SECRET: these SAKs decrypt the link's traffic while they are in
 
 // File is one link's exported SAKs.
 type File struct {
-	Format   string `json:"format"`
-	Warning  string `json:"warning"`
-	Link     string `json:"link"`
-	Cipher   string `json:"cipher_suite"`
-	Offset   int    `json:"confidentiality_offset"`
-	Exported string `json:"exported"` // RFC 3339
-	SAKs     []SAK  `json:"saks"`
+	Format   string             `json:"format"`
+	Warning  string             `json:"warning"`
+	Link     string             `json:"link"`
+	Cipher   macsec.CipherSuite `json:"cipher_suite"`
+	Offset   int                `json:"confidentiality_offset"`
+	Exported string             `json:"exported"` // RFC 3339
+	SAKs     []SAK              `json:"saks"`
 }
 
 // SAK is one distributed key and where it is used.
@@ -91,17 +91,21 @@ func Read(path string) (*File, error) {
 	defer clear(b)
 	var f File
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: not a SAK export file: %v", path, err)
+		var syntax *json.SyntaxError
+		var kind *json.UnmarshalTypeError
+		if errors.As(err, &syntax) || errors.As(err, &kind) {
+			return nil, fmt.Errorf("%s: not a SAK export file: %v", path, err)
+		}
+		return nil, fmt.Errorf("%s: %v", path, err) // a value its field refuses, such as the cipher suite
 	}
 	if f.Format != Format {
 		return nil, fmt.Errorf("%s: format %q, want %q (a file from 'request security mka export-keys')", path, f.Format, Format)
 	}
-	suite, err := macsec.ParseCipherSuite(f.Cipher)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if f.Cipher == 0 {
+		return nil, fmt.Errorf("%s: no cipher_suite", path)
 	}
 	for i, s := range f.SAKs {
-		if _, err := s.Params(suite, ""); err != nil && !errors.Is(err, errNoSC) {
+		if _, err := s.Params(f.Cipher, ""); err != nil && !errors.Is(err, errNoSC) {
 			return nil, fmt.Errorf("%s: saks[%d] (KN %d): %w", path, i, s.KN, err)
 		}
 	}

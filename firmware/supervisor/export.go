@@ -24,7 +24,7 @@ func (s *Supervisor) ExportKeys(name string) (*sakexport.File, error) {
 		if len(saks) == 0 {
 			return nil, fmt.Errorf("link %s has no SAK yet (the CA is not secured): nothing to export", name)
 		}
-		f := &sakexport.File{Link: name, Cipher: l.cfg.Suite().String(), Offset: l.cfg.Offset,
+		f := &sakexport.File{Link: name, Cipher: l.cfg.Suite(), Offset: l.cfg.Offset,
 			Exported: s.opts.Now().UTC().Format(time.RFC3339)}
 		for _, e := range saks {
 			sak := sakexport.SAK{CKN: e.CKN, KN: e.KN, AN: e.AN, Key: hex.EncodeToString(e.Key)}
