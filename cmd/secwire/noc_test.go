@@ -352,9 +352,18 @@ input(type="imtcp" port="6514" ruleset="tls" streamDriver.name="gtls" streamDriv
 func (n *nocNet) startRsyslog(t *testing.T, conf string) *exec.Cmd {
 	t.Helper()
 	cmd := n.server(t, "rsyslogd", "-n", "-f", conf, "-i", filepath.Join(n.dir, "rsyslogd.pid"))
-	waitFor(t, "rsyslog listening", 10*time.Second, func() (bool, string) {
+	n.waitListening(t, "rsyslogd", "127.0.0.1:10514", "127.0.0.1:6514")
+	return cmd
+}
+
+// waitListening waits until the server the test started as name accepts
+// TCP connections on every address, so that what the daemon does first
+// meets a running server.
+func (n *nocNet) waitListening(t *testing.T, name string, addrs ...string) {
+	t.Helper()
+	waitFor(t, name+" listening", 10*time.Second, func() (bool, string) {
 		err := n.ns.Do(func() error {
-			for _, a := range []string{"127.0.0.1:10514", "127.0.0.1:6514"} {
+			for _, a := range addrs {
 				c, err := net.DialTimeout("tcp", a, time.Second)
 				if err != nil {
 					return err
@@ -363,9 +372,8 @@ func (n *nocNet) startRsyslog(t *testing.T, conf string) *exec.Cmd {
 			}
 			return nil
 		})
-		return err == nil, fmt.Sprint(err, "\n", n.out("rsyslogd"))
+		return err == nil, fmt.Sprint(err, "\n", n.out(name))
 	})
-	return cmd
 }
 
 func (n *nocNet) collected(transport string) string {
@@ -786,6 +794,10 @@ func TestNOCTimeNTS(t *testing.T) {
 		"ntsservercert %[1]s/server.pem\nntsserverkey %[1]s/server.key\nntsdumpdir %[1]s\n", tp.dir)), 0o644)
 	const ahead = 10 * time.Minute
 	n.server(t, "faketime", "-f", fmt.Sprintf("+%d", int(ahead.Seconds())), "chronyd", "-x", "-d", "-u", "root", "-f", conf)
+	// Both servers' first NTS key exchange must meet chronyd: a refused
+	// one is not retried while the other server answers, and the test
+	// wants the certificate's refusal.
+	n.waitListening(t, "faketime", "10.77.0.2:4460", "10.77.0.3:4460")
 	chain := []config.CAKEntry{cak("nts", 16, "4e")}
 	tp.start("a", withSystem(t, tp.mkaConfig("a", chain, nil), func(s *config.System) {
 		s.NTP = &config.NTP{Server: []config.NTPServer{
