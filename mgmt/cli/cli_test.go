@@ -234,3 +234,26 @@ func TestTypedValuesInTheCLI(t *testing.T) {
 		t.Errorf("transmit-interval 10s: %v", err)
 	}
 }
+
+// A delete prunes the sections it leaves empty, and leaves typed values
+// (addresses, SCIs) alone: pruning into a netip.Addr's insides panicked
+// and ended the session.
+func TestDeleteBesideTypedValues(t *testing.T) {
+	c := &config.Config{
+		System: config.System{Management: &config.Management{Interface: "eth2", Address: netip.MustParsePrefix("10.0.2.15/24")}},
+		Links: []config.Link{{Name: "l0", Plain: "p", Line: "q",
+			Static: &config.StaticKeys{TX: config.SA{AN: 0, Key: "d1ce"}, RX: []config.RxSC{{SCI: 0x525400aa00010001, SAs: []config.SA{{AN: 0, Key: "d1ce"}}}}}}},
+	}
+	for _, in := range []string{"delete links l0", "delete system management gateway", "delete system management"} {
+		toks, _, _ := tokenize(in)
+		if err := del(c, toks[1:], len(in)); err != nil && !strings.Contains(err.Error(), "not configured") {
+			t.Errorf("%s: %v", in, err)
+		}
+		if in == "delete links l0" && (len(c.Links) != 0 || c.System.Management == nil || c.System.Management.Address.String() != "10.0.2.15/24") {
+			t.Errorf("after %q: links %v, management %+v", in, c.Links, c.System.Management)
+		}
+	}
+	if c.System.Management != nil {
+		t.Errorf("management left after its delete: %+v", c.System.Management)
+	}
+}

@@ -331,8 +331,13 @@ func del(c *config.Config, toks []token, end int) error {
 	return nil
 }
 
-// prune drops optional sections left empty by a delete.
+// prune drops optional sections left empty by a delete. Typed values
+// (an address, a MAC) are leaves: their insides are not sections, and
+// their unexported fields cannot be set.
 func prune(v reflect.Value) {
+	if config.IsText(v.Type()) {
+		return
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
@@ -344,7 +349,9 @@ func prune(v reflect.Value) {
 		}
 	case reflect.Struct:
 		for i := range v.NumField() {
-			prune(v.Field(i))
+			if v.Type().Field(i).IsExported() {
+				prune(v.Field(i))
+			}
 		}
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.Struct {

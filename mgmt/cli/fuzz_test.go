@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -41,8 +42,12 @@ func FuzzCLILine(f *testing.F) {
 	}
 	const cak = "5ec2e75ec2e75ec2e75ec2e75ec2e75e"
 	const typed = "0123456789abcdef0123456789abcdef"
-	base := &config.Config{Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: macsec.GCMAESXPN256,
-		MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: config.Hex{0x01}, CAK: cak}}}}}}
+	// Typed values (an address, a cipher suite) beside the CAK: edits walk
+	// past them.
+	base := &config.Config{
+		System: config.System{Management: &config.Management{Interface: "m0", Address: netip.MustParsePrefix("192.0.2.10/24")}},
+		Links: []config.Link{{Name: "l0", Plain: "p", Line: "q", Cipher: macsec.GCMAESXPN256,
+			MKA: &config.MKA{KeyChain: []config.CAKEntry{{CKN: config.Hex{0x01}, CAK: cak}}}}}}
 	dir := f.TempDir()
 	m, err := commit.Open(context.Background(), commit.Options{ConfigPath: filepath.Join(dir, "secwire.json"), StateDir: filepath.Join(dir, "state")})
 	if err != nil {
