@@ -36,6 +36,8 @@ type pairOpts struct {
 	pnThreshold   uint64
 	life, hello   time.Duration
 	now           func() time.Time
+	// seam, when set, wraps an end's SecY before its KaY gets it.
+	seam func(*macsec.SecY) macsec.Seam
 }
 
 func testCAK(t *testing.T, ckn string, n int) CAK {
@@ -73,9 +75,13 @@ func newPair(t *testing.T, o pairOpts) (a, b *end) {
 			t.Fatal(err)
 		}
 		e.me.secy = s
+		var seam macsec.Seam = s
+		if o.seam != nil {
+			seam = o.seam(s)
+		}
 		me, peer := e.me, e.peer
 		k, err := New(Options{
-			SecY: s, SCI: sci, MAC: me.mac, Suite: o.suite, Priority: e.prio, Keys: e.keys,
+			SecY: seam, SCI: sci, MAC: me.mac, Suite: o.suite, Priority: e.prio, Keys: e.keys,
 			RekeyInterval: o.rekeyInterval, PNThreshold: o.pnThreshold, Life: o.life, Hello: o.hello, Now: o.now,
 			Log: logger(t).With("end", me.mac.String()),
 			Send: func(f []byte) error {
@@ -386,4 +392,62 @@ func TestKeyChainRollover(t *testing.T) {
 		t.Errorf("after the rollover: CAs %+v latest %+v", st.CAs, st.Latest)
 	}
 	t.Logf("%d frames each way across the CAK rollover, none lost", seq)
+}
+
+// slowSeam is a SecY whose transmit PN read can be held up, the way a
+// netlink round trip to a busy kernel is.
+type slowSeam struct {
+	*macsec.SecY
+	hold    atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowSeam) TxNextPN(an uint8) uint64 {
+	if s.hold.CompareAndSwap(true, false) {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	return s.SecY.TxNextPN(an)
+}
+
+// TestStatusDoesNotHoldTheKaY: a status read waiting on a slow SecY must
+// not stop the protocol. The KaY once held its lock across the SecY's PN
+// reads, so `show mka` against a busy kernel held up MKPDU handling.
+func TestStatusDoesNotHoldTheKaY(t *testing.T) {
+	slow := &slowSeam{entered: make(chan struct{}), release: make(chan struct{})}
+	var wrapped atomic.Bool
+	cak := testCAK(t, "secwire-ca", 16)
+	a, b := newPair(t, pairOpts{keysA: []CAK{cak}, keysB: []CAK{cak}, seam: func(s *macsec.SecY) macsec.Seam {
+		if wrapped.CompareAndSwap(false, true) {
+			slow.SecY = s
+			return slow
+		}
+		return s
+	}})
+	waitFor(t, "CA secured", 10*time.Second, func() bool { return a.kay.Secured() && b.kay.Secured() })
+
+	slow.hold.Store(true)
+	statusDone := make(chan Status)
+	go func() { statusDone <- a.kay.Status() }()
+	<-slow.entered // the status read is now inside the SecY
+
+	lock := make(chan bool)
+	go func() { lock <- a.kay.Secured() }()
+	select {
+	case secured := <-lock:
+		if !secured {
+			t.Error("Secured() = false while the CA is secured")
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the KaY stayed locked while a status read waited on the SecY")
+	}
+	close(slow.release)
+	st := <-statusDone
+	if st.Latest == nil || st.Latest.NextPN == 0 {
+		t.Errorf("status after the slow read: latest key %+v, want a transmit PN", st.Latest)
+	}
+	if !st.Secured {
+		t.Error("status: not secured")
+	}
 }

@@ -80,8 +80,20 @@ var Reasons = []Reason{ReasonBadICV, ReasonUnknownCKN, ReasonStaleMN, ReasonRepl
 	ReasonTruncated, ReasonOversize, ReasonBadLength, ReasonBadEAPOL, ReasonBadVersion, ReasonBadAgility,
 	ReasonBadSAK, ReasonSuite, ReasonNotKeyServer, ReasonNotMember, ReasonBadSSCI, ReasonPeerTableFull, ReasonQueueFull}
 
-// Status snapshots the KaY.
+// Status snapshots the KaY. The transmit PNs are read from the SecY after
+// the lock is released: a SecY read can be a netlink round trip, and
+// `show mka` must never hold up the protocol (nor wait on it) that long.
 func (k *KaY) Status() Status {
+	st, pending := k.snapshot()
+	for _, ks := range pending {
+		ks.NextPN = k.o.SecY.TxNextPN(ks.AN)
+	}
+	return st
+}
+
+// snapshot is Status under the lock; it returns the keys whose NextPN the
+// caller still has to read from the SecY.
+func (k *KaY) snapshot() (Status, []*KeyStatus) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := k.o.Now()
@@ -120,12 +132,14 @@ func (k *KaY) Status() Status {
 		}
 		st.CAs = append(st.CAs, ca)
 	}
+	var pending []*KeyStatus
 	key := func(s *sak, tx bool) *KeyStatus {
 		if s == nil {
 			return nil
 		}
 		ks := &KeyStatus{CKN: s.ca.name, KeyServerMI: s.ki.MI.String(), KN: s.ki.KN, AN: s.an, SAK: s.key.Fingerprint(),
-			Transmit: tx, NextPN: k.o.SecY.TxNextPN(s.an), LowestPN: s.lowestPN(), Age: now.Sub(s.installed).Truncate(time.Second).String()}
+			Transmit: tx, LowestPN: s.lowestPN(), Age: now.Sub(s.installed).Truncate(time.Second).String()}
+		pending = append(pending, ks)
 		if s.sscis != nil {
 			ks.SSCI = s.sscis[s.ca.mi]
 		}
@@ -146,7 +160,7 @@ func (k *KaY) Status() Status {
 	for _, r := range Reasons {
 		st.Drops = append(st.Drops, Drop{Reason: string(r), Count: k.drops[r]})
 	}
-	return st
+	return st, pending
 }
 
 // Secured reports whether the principal CA transmits with a SAK.
