@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/secwire/secwire/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/messages.txt with the actual output")
@@ -61,24 +63,6 @@ func TestCommandLineMessages(t *testing.T) {
 		return
 	}
 	if got.String() != string(want) {
-		t.Errorf("messages differ (go test ./cmd/secwire -run CommandLineMessages -update rewrites them; review the diff):\n%s", diffLines(string(want), got.String()))
+		t.Errorf("messages differ (go test ./cmd/secwire -run CommandLineMessages -update rewrites them; review the diff):\n%s", golden.Diff(string(want), got.String()))
 	}
-}
-
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var a, c string
-		if i < len(w) {
-			a = w[i]
-		}
-		if i < len(g) {
-			c = g[i]
-		}
-		if a != c {
-			fmt.Fprintf(&b, "line %d:\n  want: %s\n  got:  %s\n", i+1, a, c)
-		}
-	}
-	return b.String()
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/secwire/secwire/firmware/commit"
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/internal/golden"
 	"github.com/secwire/secwire/mgmt/audit"
 )
 
@@ -229,26 +229,8 @@ func testTranscripts(t *testing.T, now time.Time) {
 				return
 			}
 			if got != string(want) {
-				t.Errorf("transcript differs (go test ./mgmt/cli -run Transcripts -update rewrites it; review the diff)\n%s", lineDiff(string(want), got))
+				t.Errorf("transcript differs (go test ./mgmt/cli -run Transcripts -update rewrites it; review the diff)\n%s", golden.Diff(string(want), got))
 			}
 		})
 	}
-}
-
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var a, c string
-		if i < len(w) {
-			a = w[i]
-		}
-		if i < len(g) {
-			c = g[i]
-		}
-		if a != c {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + a + "\n  got:  " + c + "\n")
-		}
-	}
-	return b.String()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/internal/golden"
 	"github.com/secwire/secwire/offload/macsec"
 )
 
@@ -30,7 +30,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s is not what the doc comments of firmware/config say; run `go generate ./...` and commit the result:\n%s",
-				name, firstDiff(string(got), string(want)))
+				name, golden.Diff(string(want), string(got)))
 		}
 		return nil
 	})
@@ -40,24 +40,6 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	if wrote != 2 {
 		t.Fatalf("generate wrote %d files, want 2", wrote)
 	}
-}
-
-// firstDiff shows the first line that differs.
-func firstDiff(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := range max(len(g), len(w)) {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			return fmt.Sprintf("line %d:\n  committed: %s\n  generated: %s", i+1, gl, wl)
-		}
-	}
-	return "(only line endings differ)"
 }
 
 func TestParseDoc(t *testing.T) {
