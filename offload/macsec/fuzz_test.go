@@ -104,7 +104,7 @@ func FuzzRoundTrip(f *testing.F) {
 			return
 		}
 		cfg := Config{
-			Suite:         CipherSuites[sel&3],
+			Suite:         CipherSuites[int(sel)%len(CipherSuites)],
 			SendSCI:       sel&4 != 0,
 			IntegrityOnly: sel&8 != 0,
 		}
