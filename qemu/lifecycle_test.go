@@ -26,6 +26,7 @@ import (
 	"github.com/secwire/secwire/firmware/bundle"
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/image"
+	"github.com/secwire/secwire/internal/modroot"
 )
 
 // box is one appliance VM that is stopped and started again on the same
@@ -166,7 +167,7 @@ func provisionedConfig(t *testing.T) []byte {
 // u-root initramfs, signed with the development key make image used.
 func buildRelease(t *testing.T, version, tags, cmdlineExtra, signingKey string) []byte {
 	t.Helper()
-	root, err := RepoRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +315,7 @@ func (fc *frameClock) maxGap(from, to time.Time) (time.Duration, int, bool) {
 // itself, reporting the failed trial.
 func TestSoftwareUpdateAndRollback(t *testing.T) {
 	dir := needQEMU(t)
-	root, _ := RepoRoot()
+	root, _ := modroot.Dir()
 	buildStart := time.Now()
 	v2 := buildRelease(t, "999.2.0", "", "", "")
 	v3 := buildRelease(t, "999.3.0", "secwire_never_healthy", "secwire.health_timeout=30", "")

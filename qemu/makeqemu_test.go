@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/secwire/secwire/internal/modroot"
 )
 
 // The `make qemu` path as a new user walks it, on a copy of the source
@@ -25,7 +27,7 @@ func TestMakeQemuKeepsTheAppliance(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/qemu-system-x86_64"); err != nil {
 		t.Skip("qemu-system-x86_64 missing: `make test` installs it (Debian package qemu-system-x86)")
 	}
-	root, err := RepoRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,10 @@ import (
 	"github.com/secwire/secwire/firmware/ctl"
 	"github.com/secwire/secwire/firmware/mka"
 	"github.com/secwire/secwire/firmware/supervisor"
+	"github.com/secwire/secwire/internal/modroot"
 	"github.com/secwire/secwire/internal/netns"
 	"github.com/secwire/secwire/offload/macsec"
 	"github.com/secwire/secwire/offload/macsecnl"
-	"github.com/secwire/secwire/qemu"
 	"github.com/secwire/secwire/qemu/guest"
 )
 
@@ -40,7 +40,7 @@ func runInGuestFor(t *testing.T, timeout time.Duration) bool {
 	t.Helper()
 	var files []string
 	if !guest.Inside() {
-		root, err := qemu.RepoRoot()
+		root, err := modroot.Dir()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/secwire/secwire/drivers"
 	"github.com/secwire/secwire/image"
+	"github.com/secwire/secwire/internal/modroot"
 	"github.com/secwire/secwire/qemu"
 )
 
@@ -56,7 +57,7 @@ type Config struct {
 // NetdevsimKernel is the test kernel with netdevsim's MACsec offload
 // (image/testkernel), or an error saying how to build it.
 func NetdevsimKernel() (string, error) {
-	root, err := qemu.RepoRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		return "", err
 	}
@@ -161,7 +162,7 @@ var (
 
 func buildTestBinary() (string, error) {
 	binOnce.Do(func() {
-		root, err := qemu.RepoRoot()
+		root, err := modroot.Dir()
 		if err != nil {
 			binErr = err
 			return
@@ -186,7 +187,7 @@ var (
 
 func pinnedKernel(logf func(string, ...any)) (*image.Kernel, error) {
 	kernelOnce.Do(func() {
-		root, err := qemu.RepoRoot()
+		root, err := modroot.Dir()
 		if err != nil {
 			kernelErr = err
 			return

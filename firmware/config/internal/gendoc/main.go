@@ -40,6 +40,7 @@ import (
 	"strings"
 
 	"github.com/secwire/secwire/firmware/config"
+	"github.com/secwire/secwire/internal/modroot"
 )
 
 // The files gendoc reads and writes, relative to the module root.
@@ -50,7 +51,7 @@ const (
 )
 
 func main() {
-	root, err := moduleRoot()
+	root, err := modroot.Dir()
 	if err == nil {
 		err = generate(root, func(name string, data []byte) error {
 			return os.WriteFile(filepath.Join(root, name), data, 0o644)
@@ -86,25 +87,6 @@ func generate(root string, write func(name string, data []byte) error) error {
 		return err
 	}
 	return write(docsFile, docs)
-}
-
-// moduleRoot is the nearest directory above the working directory that
-// holds go.mod (go generate and go test both run inside the module).
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			return "", errors.New("no go.mod above the working directory: run it inside the secwire module")
-		}
-		dir = up
-	}
 }
 
 // field is one JSON field of the configuration model.

@@ -11,13 +11,14 @@ import (
 
 	"github.com/secwire/secwire/firmware/config"
 	"github.com/secwire/secwire/internal/golden"
+	"github.com/secwire/secwire/internal/modroot"
 	"github.com/secwire/secwire/offload/macsec"
 )
 
 // The committed help map and docs tables are what the doc comments say:
 // a changed comment without `go generate ./...` fails here.
 func TestGeneratedFilesAreCurrent(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ type Keys struct {
 // A typed field's values come from its type: the cipher suites from the
 // suite table, listed in the docs unless the comment names them all.
 func TestValuesComeFromTheTypes(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
