@@ -337,15 +337,21 @@ func (tp *topo) stacks(side string) string {
 // however slowly a starved guest runs it; a goroutine the fault left
 // behind stays.
 func (tp *topo) lastingGoroutines(side string) map[string]string {
-	first := goroutinesByID(tp.stacks(side))
+	first := tp.stacks(side)
 	time.Sleep(lastingGap)
-	lasting := map[string]string{}
-	for id, g := range goroutinesByID(tp.stacks(side)) {
-		if _, ok := first[id]; ok {
-			lasting[id] = g
+	return inBoth(first, tp.stacks(side))
+}
+
+// inBoth is the goroutines of the second dump that the first has too.
+func inBoth(first, second string) map[string]string {
+	before := goroutinesByID(first)
+	both := map[string]string{}
+	for id, g := range goroutinesByID(second) {
+		if _, ok := before[id]; ok {
+			both[id] = g
 		}
 	}
-	return lasting
+	return both
 }
 
 const lastingGap = 2 * time.Second
@@ -559,3 +565,29 @@ func runLineFault(t *testing.T, datapath string, lf lineFault) {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// TestLastingGoroutinesFindALeak checks the line-fault leak check on
+// made-up dumps: a goroutine served for a moment is not counted, one the
+// fault left behind is, by what it runs.
+func TestLastingGoroutinesFindALeak(t *testing.T) {
+	g := func(id, fn, creator string) string {
+		return "goroutine " + id + " [select]:\n" + fn + "(0x1)\n\t/x.go:1 +0x1\ncreated by " + creator + " in goroutine 1\n\t/y.go:2 +0x2\n\n"
+	}
+	kay := g("24", "github.com/secwire/secwire/firmware/mka.(*KaY).Run", "github.com/secwire/secwire/firmware/supervisor.(*link).spawn")
+	base := inBoth(kay+g("40", "net/http.(*conn).serve", "net/http.(*Server).Serve"),
+		kay+g("41", "net/http.(*conn).serve", "net/http.(*Server).Serve"))
+	if len(base) != 1 {
+		t.Fatalf("baseline: %d lasting goroutines, want 1 (the request handlers come and go):\n%v", len(base), base)
+	}
+	read := g("77", "github.com/secwire/secwire/firmware/supervisor.(*statusReader).read.func1", "github.com/secwire/secwire/firmware/supervisor.(*statusReader).read")
+	after := inBoth(kay+read+g("90", "net/http.(*conn).serve", "net/http.(*Server).Serve"),
+		kay+read+g("93", "net/http.(*conn).serve", "net/http.(*Server).Serve"))
+	if len(after) != 2 {
+		t.Fatalf("after: %d lasting goroutines, want 2 (the KaY and the status read that never ended)", len(after))
+	}
+	extra := extraGoroutines(base, after)
+	if !strings.HasPrefix(extra, "+1 github.com/secwire/secwire/firmware/supervisor.(*statusReader).read.func1 (created by github.com/secwire/secwire/firmware/supervisor.(*statusReader).read)\n") ||
+		!strings.Contains(extra, "goroutine 77 [select]") || strings.Contains(extra, "goroutine 24") {
+		t.Errorf("extra goroutines:\n%s", extra)
+	}
+}
