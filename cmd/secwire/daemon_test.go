@@ -63,6 +63,13 @@ func secwireBinary(t *testing.T) string {
 	return binPath
 }
 
+// removeBinary removes the daemon binary the tests built, if they did.
+func removeBinary() {
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 type topo struct {
 	t            *testing.T
 	h1, a, b, h2 *netns.NS

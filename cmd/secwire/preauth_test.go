@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		attack(spec)
 		return
 	}
-	guest.Main(m) // and the guest tests' output reaches the host whole
+	guest.Main(m, removeBinary) // and the guest tests' output reaches the host whole
 }
 
 // attackSpec is what the attacker process does.

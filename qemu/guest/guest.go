@@ -84,9 +84,13 @@ var KernelDatapathModules = append(MACsecModules[:len(MACsecModules):len(MACsecM
 // binary is init: when it exits the kernel panics and QEMU stops at once,
 // and the verdict lines still queued on the serial console were lost (a
 // passing guest test then read as a failure on the host). Main waits for
-// the console to send everything before it exits.
-func Main(m *testing.M) {
+// the console to send everything before it exits. The cleanups run after
+// the tests, before the exit that skips every defer.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if Inside() {
 		unix.IoctlSetInt(int(os.Stdout.Fd()), unix.TCSBRK, 1) // tcdrain
 		os.Stdout.Sync()
