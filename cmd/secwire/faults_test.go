@@ -42,10 +42,14 @@ const (
 	showDeadline = time.Second // issue 14: show mka answers within 1 s
 	// guestShowDeadline is the bound in a TCG guest: one emulated CPU, at
 	// a tenth of native speed or less on a loaded build machine, carries
-	// both daemons, the hosts' traffic and the test. The 1 s criterion is
-	// checked on the host, with the same management code; in the guest the
-	// test checks that show never blocks on the kernel datapath.
-	guestShowDeadline = 3 * time.Second
+	// both daemons, the hosts' traffic, the kernel's emulated AES and the
+	// test. The 1 s criterion is checked on the host, with the same
+	// management code; in the guest the test checks that show never blocks
+	// on the kernel datapath for the length of a fault. The slowest answers
+	// seen: 0.3-1.4 s in a guest on a quiet machine, 3.6 s with no stall
+	// over 50 ms while make test ran its four groups on 2 cores (stop 24's
+	// CI check), 7.5 s with stalls.
+	guestShowDeadline = 10 * time.Second
 	securedDeadline   = 10 * time.Second // issue 14: secured within 10 s of the line coming back
 	rssSlack          = 8 << 20          // heap noise; an Rx ring alone is 16 MiB
 )
