@@ -124,16 +124,23 @@ type pnWrite struct {
 // pnRetry is how long the guard waits after a failed write.
 const pnRetry = time.Second
 
-// run records new ceilings ahead of the transmit PN until ctx ends.
+// run records new ceilings ahead of the transmit PN until ctx ends. It
+// returns only once no write of its own is in flight: a restarted link's
+// guard reads the file next, and a write landing after that could lower
+// the ceiling under it. A write that hangs therefore holds up the link's
+// stop, which then names the PN ceiling writer as what is stuck.
 func (g *pnGuard) run(ctx context.Context) {
 	t := time.NewTicker(pnGuardTick)
 	defer t.Stop()
-	done := make(chan pnWrite, 1) // a write in flight at the end finishes into it
-	var writing time.Time         // when the write in flight started; zero: none
-	var retry time.Time           // no write before this, after a failure
+	done := make(chan pnWrite, 1)
+	var writing time.Time // when the write in flight started; zero: none
+	var retry time.Time   // no write before this, after a failure
 	for {
 		select {
 		case <-ctx.Done():
+			if !writing.IsZero() {
+				<-done
+			}
 			return
 		case w := <-done:
 			writing = time.Time{}

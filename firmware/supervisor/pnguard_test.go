@@ -23,12 +23,16 @@ type gatedWrites struct {
 	open    bool
 	failing bool
 	wake    chan struct{}
+	waiting int // writes held at the gate
 }
 
 func (w *gatedWrites) write(path string, data []byte) error {
 	for {
 		w.mu.Lock()
 		open, failing, wake := w.open, w.failing, w.wake
+		if !open && !failing {
+			w.waiting++
+		}
 		w.mu.Unlock()
 		if failing {
 			return errors.New("input/output error")
@@ -37,7 +41,16 @@ func (w *gatedWrites) write(path string, data []byte) error {
 			return store.WriteAtomic(path, data, 0o600)
 		}
 		<-wake
+		w.mu.Lock()
+		w.waiting--
+		w.mu.Unlock()
 	}
+}
+
+func (w *gatedWrites) held() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.waiting
 }
 
 func (w *gatedWrites) set(open, failing bool) {
@@ -54,6 +67,8 @@ type guardRig struct {
 	gate  *gatedWrites
 	log   *bytes.Buffer
 	start uint64
+	stop  context.CancelFunc // ends the guard's run
+	ended chan struct{}      // closed when run has returned
 }
 
 // newGuardRig guards AN 0 of a codec SecY with a reserve of 1000. With
@@ -96,9 +111,9 @@ func newGuardRig(t *testing.T, kernel bool) *guardRig {
 	}
 	secy.SetEncodingSA(0)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.g.run(ctx) }()
-	t.Cleanup(func() { r.gate.set(true, false); cancel(); <-done })
+	r.stop, r.ended = cancel, make(chan struct{})
+	go func() { defer close(r.ended); r.g.run(ctx) }()
+	t.Cleanup(func() { r.gate.set(true, false); cancel(); <-r.ended })
 	return r
 }
 
@@ -180,6 +195,40 @@ func TestPNGuardHoldsAtTheCeilingUntilRecorded(t *testing.T) {
 	}
 	if s := r.g.status(); s != "" {
 		t.Errorf("status %q after a slow write that completed", s)
+	}
+}
+
+// TestPNGuardEndsAfterItsWrite: a guard stopped with a ceiling write in
+// flight returns only once the write has landed. The guard of the
+// restarted link reads the file next; a late write could lower the
+// ceiling under it, and a crash after that would reuse PNs.
+func TestPNGuardEndsAfterItsWrite(t *testing.T) {
+	r := newGuardRig(t, false)
+	first := r.recorded(t)
+	r.gate.set(false, false)
+	// Past half the reserve the guard writes the next ceiling; stay well
+	// below the recorded one, where the codec would hold.
+	for pn := uint64(0); pn < first-400; {
+		var err error
+		if pn, err = r.send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "a ceiling write in flight", func() bool { return r.gate.held() > 0 })
+	r.stop()
+	select {
+	case <-r.ended:
+		t.Fatal("the guard ended with its ceiling write still in flight")
+	case <-time.After(300 * time.Millisecond):
+	}
+	r.gate.set(true, false)
+	select {
+	case <-r.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the guard did not end after its write landed")
+	}
+	if c := r.recorded(t); c <= first {
+		t.Errorf("ceiling %d on disk after the stop, want the write in flight's, above %d", c, first)
 	}
 }
 
